@@ -1,0 +1,211 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/depthcap/depthcap/pkg/bus/bustest"
+	"github.com/depthcap/depthcap/pkg/md"
+	"github.com/depthcap/depthcap/pkg/svc"
+)
+
+func testStreamConfig() StreamConfig {
+	return StreamConfig{MaxAge: time.Hour, MaxBytes: -1, Duplicates: 2 * time.Minute, Replicas: 1,
+		FilesMaxAge: time.Hour, DLQMaxAge: time.Hour, DLQMaxBytes: 1 << 20, Provision: true}
+}
+
+func TestStreamConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mut     func(*StreamConfig)
+		wantVar string
+	}{
+		{"ok", func(*StreamConfig) {}, ""},
+		{"negative duplicates", func(c *StreamConfig) { c.Duplicates = -time.Second }, "NATS_DUPLICATES_WINDOW"},
+		{"duplicates above max age", func(c *StreamConfig) { c.Duplicates = 2 * time.Hour }, "NATS_DUPLICATES_WINDOW"},
+		{"zero max age", func(c *StreamConfig) { c.MaxAge = 0 }, "NATS_STREAM_MAX_AGE"},
+		{"replicas 2", func(c *StreamConfig) { c.Replicas = 2 }, "NATS_STREAM_REPLICAS"},
+		{"max bytes 0", func(c *StreamConfig) { c.MaxBytes = 0 }, "NATS_STREAM_MAX_BYTES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testStreamConfig()
+			tt.mut(&c)
+			err := c.Validate()
+			if tt.wantVar == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ce *svc.ConfigError
+			if !errors.As(err, &ce) || ce.Var != tt.wantVar || !errors.Is(err, svc.ErrConfig) {
+				t.Fatalf("err = %v, want a ConfigError naming %s", err, tt.wantVar)
+			}
+		})
+	}
+}
+
+// TestEnsureStreamsIdempotent proves provisioning can run repeatedly and
+// applies the configured limits.
+func TestEnsureStreamsIdempotent(t *testing.T) {
+	s := bustest.RunServer(t)
+	js := bustest.JetStream(t, bustest.Connect(t, s.ClientURL()))
+	ctx := context.Background()
+	c := testStreamConfig()
+	for i := 0; i < 2; i++ {
+		if err := EnsureStreams(ctx, js, c); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+	c.Duplicates = 30 * time.Second
+	if err := EnsureStreams(ctx, js, c); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	st, err := js.Stream(ctx, md.StreamMarketData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.Duplicates; got != 30*time.Second {
+		t.Errorf("duplicates window = %v, want 30s", got)
+	}
+	f, err := js.Stream(ctx, md.StreamFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.CachedInfo().Config.Retention != jetstream.WorkQueuePolicy {
+		t.Errorf("FILES retention = %v, want work queue", f.CachedInfo().Config.Retention)
+	}
+	// Provision off: existing streams are accepted, missing ones are errors.
+	c.Provision = false
+	if err := EnsureStreams(ctx, js, c); err != nil {
+		t.Fatalf("check only: %v", err)
+	}
+	if err := js.DeleteStream(ctx, md.StreamDLQ); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, js, c); err == nil {
+		t.Fatal("missing DLQ with NATS_PROVISION=false: want an error")
+	}
+}
+
+func publishN(t *testing.T, p *Publisher, from, n int) (rejected int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		m := p.NewMsg()
+		m.Buf = append(m.Buf, fmt.Sprintf("payload-%d", i)...)
+		dl := len(m.Buf)
+		m.Buf = md.AppendMsgID(m.Buf, md.Spot, md.Diff, "BTCUSDT", int64(i))
+		m.Set(md.Subject(md.Spot, md.Diff, "BTCUSDT"), dl)
+		if err := p.Enqueue(m); errors.Is(err, ErrFull) {
+			rejected++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rejected
+}
+
+func checkStream(t *testing.T, js jetstream.JetStream, want int) {
+	t.Helper()
+	msgs := bustest.StreamMessages(t, js, md.StreamMarketData, "")
+	if len(msgs) != want {
+		t.Fatalf("stream has %d messages, want %d", len(msgs), want)
+	}
+	for i, m := range msgs {
+		if got, exp := string(m.Data()), "payload-"+strconv.Itoa(i); got != exp {
+			t.Fatalf("message %d = %q, want %q (order or content wrong)", i, got, exp)
+		}
+	}
+}
+
+// TestPublisherInOrderExactlyOnce proves every accepted message is stored
+// once, in order, and that re-publishing the same ids is deduplicated.
+func TestPublisherInOrderExactlyOnce(t *testing.T) {
+	s := bustest.RunServer(t)
+	nc := bustest.Connect(t, s.ClientURL())
+	js := bustest.JetStream(t, nc)
+	if err := EnsureStreams(context.Background(), js, testStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	p, err := NewPublisher(nc, PublisherConfig{MaxBytes: 64 << 20, MaxPending: 64}, NewPublisherMetrics(reg, "test"), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := publishN(t, p, 0, 5000); r != 0 {
+		t.Fatalf("%d rejected with a large budget", r)
+	}
+	if r := publishN(t, p, 0, 100); r != 0 { // same ids again: duplicates
+		t.Fatalf("%d rejected", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, js, 5000)
+}
+
+// TestPublisherBudget proves Enqueue refuses (ErrFull) past MaxBytes
+// instead of blocking or growing, and accepts again once acked.
+func TestPublisherBudget(t *testing.T) {
+	// A connection to a port where nothing listens: nothing is ever acked.
+	nc, err := nats.Connect("nats://127.0.0.1:1", nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	p, err := NewPublisher(nc, PublisherConfig{MaxBytes: 20 * (1024 + 128)}, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected := publishN(t, p, 0, 50)
+	if rejected != 30 {
+		t.Fatalf("rejected %d of 50, want 30 (budget holds 20)", rejected)
+	}
+	if got := p.Pending(); got != 20 {
+		t.Fatalf("pending %d, want 20", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); err == nil {
+		t.Fatal("Close with unacked messages and an expired context: want an error")
+	}
+}
+
+// TestPublisherSurvivesServerRestart stops a real nats-server process for a
+// while during publishing: every accepted message is stored exactly once.
+func TestPublisherSurvivesServerRestart(t *testing.T) {
+	proc := bustest.StartProcess(t)
+	nc := bustest.Connect(t, proc.URL(), nats.ReconnectBufSize(-1))
+	js := bustest.JetStream(t, nc)
+	if err := EnsureStreams(context.Background(), js, testStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(nc, PublisherConfig{MaxBytes: 256 << 20, MaxPending: 256, AckTimeout: 2 * time.Second}, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, p, 0, 2000)
+	proc.Stop()
+	publishN(t, p, 2000, 2000) // buffered while the server is down
+	time.Sleep(time.Second)
+	proc.Start()
+	publishN(t, p, 4000, 2000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, js, 6000)
+}

@@ -1,0 +1,71 @@
+package recording
+
+import (
+	"errors"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/depthcap/depthcap/pkg/md"
+)
+
+func testdata(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "testdata", "binance")
+}
+
+// TestReadRecording reads a real recording and checks the count stated in
+// the testdata README (183 frames) and that timestamps never go back.
+func TestReadRecording(t *testing.T) {
+	frames, err := ReadAll(filepath.Join(testdata(t), "spot_2021-10-12_4sym.rec.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != 183 {
+		t.Fatalf("read %d frames, want 183", len(frames))
+	}
+	for i := 1; i < len(frames); i++ {
+		if frames[i].RecvNs < frames[i-1].RecvNs {
+			t.Fatalf("frame %d goes back in time", i)
+		}
+	}
+}
+
+func TestReaderBadLines(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantErr error
+	}{
+		{"1 {}\n", nil},
+		{"\n\n1 {}\n", nil},
+		{"{}\n", ErrBadLine},
+		{"abc {}\n", ErrBadLine},
+		{"", io.EOF},
+	}
+	for _, tt := range tests {
+		_, err := NewReader(strings.NewReader(tt.in)).Next()
+		if !errors.Is(err, tt.wantErr) {
+			t.Errorf("Next(%q) err = %v, want %v", tt.in, err, tt.wantErr)
+		}
+	}
+}
+
+func TestMarketFromFileName(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    md.Market
+		wantErr error
+	}{
+		{"/x/spot_2021.rec.gz", md.Spot, nil},
+		{"futures_ethusdt.rec.gz", md.Futures, nil},
+		{"coin_x.rec.gz", md.MarketUnknown, md.ErrUnknownMarket},
+	}
+	for _, tt := range tests {
+		got, err := MarketFromFileName(tt.in)
+		if got != tt.want || !errors.Is(err, tt.wantErr) {
+			t.Errorf("MarketFromFileName(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}

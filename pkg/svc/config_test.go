@@ -1,0 +1,68 @@
+package svc
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+type testConfig struct {
+	Base
+	Period time.Duration `envconfig:"TESTSVC_PERIOD" default:"24h"`
+	Name   string        `envconfig:"TESTSVC_NAME" required:"true"`
+}
+
+func (c *testConfig) Validate() error {
+	if err := c.Base.Validate(); err != nil {
+		return err
+	}
+	if c.Period <= 0 {
+		return Invalid("TESTSVC_PERIOD", c.Period, "a duration > 0")
+	}
+	return nil
+}
+
+func (c *testConfig) OwnedPrefixes() []string { return []string{"TESTSVC_"} }
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr error
+		wantVar string // must appear in the error message
+	}{
+		{"ok", map[string]string{"TESTSVC_NAME": "x"}, nil, ""},
+		{"missing required", map[string]string{}, ErrConfig, "TESTSVC_NAME"},
+		{"unparsable duration", map[string]string{"TESTSVC_NAME": "x", "TESTSVC_PERIOD": "soon"}, ErrConfig, "TESTSVC_PERIOD"},
+		{"validate range", map[string]string{"TESTSVC_NAME": "x", "TESTSVC_PERIOD": "-1s"}, ErrConfig, "TESTSVC_PERIOD"},
+		{"typo under owned prefix", map[string]string{"TESTSVC_NAME": "x", "TESTSVC_PERIDO": "1h"}, ErrConfig, "TESTSVC_PERIDO"},
+		{"bad log level", map[string]string{"TESTSVC_NAME": "x", "LOG_LEVEL": "loud"}, ErrConfig, "LOG_LEVEL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var c testConfig
+			err := Load(&c)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Load err = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.wantVar) {
+				t.Fatalf("error %q does not name %s", err, tt.wantVar)
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestVars(t *testing.T) {
+	names := VarNames(&testConfig{})
+	want := []string{"LOG_FORMAT", "LOG_LEVEL", "METRICS_ADDR", "SHUTDOWN_TIMEOUT", "TESTSVC_PERIOD", "TESTSVC_NAME"}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Fatalf("VarNames = %v, want %v", names, want)
+	}
+}

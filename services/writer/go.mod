@@ -1,0 +1,7 @@
+module github.com/depthcap/depthcap/services/writer
+
+go 1.26.0
+
+require github.com/depthcap/depthcap/pkg v0.0.0
+
+replace github.com/depthcap/depthcap/pkg => ../../pkg

@@ -154,6 +154,24 @@ func TestPublisherInOrderExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkStream(t, js, 5000)
+
+	// Stored subjects carry the symbol's partition token; a partition
+	// filter selects exactly that symbol's messages.
+	msgs := bustest.StreamMessages(t, js, md.StreamMarketData, "")
+	m, k, sym, err := md.ParseSubject(msgs[0].Subject())
+	if err != nil || m != md.Spot || k != md.Diff || sym != "BTCUSDT" {
+		t.Fatalf("stored subject %q: %v %v %q %v", msgs[0].Subject(), m, k, sym, err)
+	}
+	var part int
+	if _, err := fmt.Sscanf(msgs[0].Subject(), "md.binance.spot.diff.BTCUSDT.%d", &part); err != nil {
+		t.Fatalf("stored subject %q has no partition token: %v", msgs[0].Subject(), err)
+	}
+	if got := len(bustest.StreamMessages(t, js, md.StreamMarketData, md.PartitionFilter(part))); got != 5000 {
+		t.Fatalf("partition %d filter: %d messages, want 5000", part, got)
+	}
+	if got := len(bustest.StreamMessages(t, js, md.StreamMarketData, md.PartitionFilter((part+1)%md.Partitions))); got != 0 {
+		t.Fatalf("other partition filter: %d messages, want 0", got)
+	}
 }
 
 // TestPublisherBudget proves Enqueue refuses (ErrFull) past MaxBytes

@@ -172,7 +172,26 @@ func SubjectFilter(m Market, k Kind) string {
 // ErrBadSubject is returned when a subject does not follow the md layout.
 var ErrBadSubject = errors.New("bad subject")
 
-// ParseSubject splits md.binance.<market>.<kind>.<SYMBOL>.
+// Partitions is the number of symbol partitions of the MARKETDATA stream.
+// The stream's subject transform appends a partition token, a hash of the
+// symbol, to every stored subject: md.binance.<market>.<kind>.<SYMBOL>.<p>.
+// Writers shard by partition through consumer filter subjects, so all
+// kinds of one symbol land in the same shard. Fixed forever: changing it
+// would move symbols between shards.
+const Partitions = 64
+
+// PartitionTransform is the MARKETDATA subject transform (source and
+// destination) that appends the partition token.
+var PartitionTransform = [2]string{
+	"md.*.*.*.*",
+	"md.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{wildcard(4)}}.{{partition(" + strconv.Itoa(Partitions) + ",4)}}",
+}
+
+// PartitionFilter is the consumer filter subject of one partition.
+func PartitionFilter(p int) string { return "md.*.*.*.*." + strconv.Itoa(p) }
+
+// ParseSubject splits md.binance.<market>.<kind>.<SYMBOL>, as published,
+// or md.binance.<market>.<kind>.<SYMBOL>.<partition>, as stored.
 func ParseSubject(subject string) (Market, Kind, string, error) {
 	rest, ok := strings.CutPrefix(subject, "md."+Exchange+".")
 	if !ok {
@@ -180,6 +199,12 @@ func ParseSubject(subject string) (Market, Kind, string, error) {
 	}
 	ms, rest, ok1 := strings.Cut(rest, ".")
 	ks, sym, ok2 := strings.Cut(rest, ".")
+	if s, p, stored := strings.Cut(sym, "."); stored {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n >= Partitions {
+			return 0, 0, "", fmt.Errorf("%w %q: bad partition token", ErrBadSubject, subject)
+		}
+		sym = s
+	}
 	if !ok1 || !ok2 || sym == "" || strings.Contains(sym, ".") {
 		return 0, 0, "", fmt.Errorf("%w %q: want md.%s.<market>.<kind>.<SYMBOL>", ErrBadSubject, subject, Exchange)
 	}

@@ -28,7 +28,10 @@ func TestParseSubject(t *testing.T) {
 		{"md.kraken.spot.diff.BTCUSDT", ErrBadSubject},
 		{"md.binance.margin.diff.BTCUSDT", ErrUnknownMarket},
 		{"md.binance.spot.trades.BTCUSDT", ErrUnknownKind},
+		{"md.binance.spot.diff.BTCUSDT.17", nil},
+		{"md.binance.spot.diff.BTCUSDT.64", ErrBadSubject},
 		{"md.binance.spot.diff.BTC.USDT", ErrBadSubject},
+		{"md.binance.spot.diff.BTCUSDT.1.2", ErrBadSubject},
 		{"", ErrBadSubject},
 	}
 	for _, tt := range tests {

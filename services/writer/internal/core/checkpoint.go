@@ -1,0 +1,318 @@
+package core
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/depthcap/depthcap/services/writer/internal/rows"
+)
+
+// Checkpoint triggers (label values).
+const (
+	TriggerInterval = "interval"
+	TriggerMemory   = "memory"
+	TriggerSeal     = "seal"
+	TriggerShutdown = "shutdown"
+)
+
+const ckptName = "checkpoint"
+
+var partMagic = []byte("DCWPART1")
+
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func (c *Core) header() header {
+	return header{shard: c.cfg.Shard, periodNs: int64(c.cfg.Period)}
+}
+
+// ErrConfigChanged is returned by Open when the checkpoint was written
+// with another WRITER_PERIOD or shard.
+var ErrConfigChanged = errors.New("checkpoint written with another configuration")
+
+// load reads the checkpoint (if any) and removes files no checkpoint
+// refers to: part files of an interrupted checkpoint and temp files.
+func (c *Core) load() error {
+	path := filepath.Join(c.dir, ckptName)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		c.st = newState()
+	case err != nil:
+		return fmt.Errorf("read checkpoint: %w", err)
+	default:
+		st, h, err := decodeState(b)
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w", path, err)
+		}
+		if h != c.header() {
+			return fmt.Errorf("%w: %s has shard %s and WRITER_PERIOD %s, configured shard %s and WRITER_PERIOD %s (seal or move the old state first)",
+				ErrConfigChanged, path, h.shard, time.Duration(h.periodNs), c.cfg.Shard, c.cfg.Period)
+		}
+		c.st = st
+		c.m.CkptBytes.Set(float64(len(b)))
+	}
+	removeTemps(c.dir)
+	used := map[string]bool{}
+	for _, f := range c.st.files {
+		for _, p := range f.parts {
+			used[p.name] = true
+		}
+	}
+	entries, err := os.ReadDir(c.partDir)
+	if err != nil {
+		return fmt.Errorf("list parts: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if !used[e.Name()] {
+			if err := os.Remove(filepath.Join(c.partDir, e.Name())); err != nil {
+				return fmt.Errorf("remove orphan part: %w", err)
+			}
+			removed++
+		}
+	}
+	for name := range used {
+		if _, err := os.Stat(filepath.Join(c.partDir, name)); err != nil {
+			return fmt.Errorf("checkpoint refers to part %s: %w", name, err)
+		}
+	}
+	c.log.Info("checkpoint loaded", zap.Uint64("stream_seq", c.st.lastSeq), zap.Uint64("generation", c.st.gen),
+		zap.Int("open_files", len(c.st.files)), zap.Int("streams", len(c.st.streams)), zap.Int("orphans_removed", removed))
+	return nil
+}
+
+// Checkpoint makes every processed message durable: raw rows are encoded
+// into chunks, large chunk runs go to part files (fsynced), the state is
+// written atomically, and then the sink acks through the last processed
+// message.
+func (c *Core) Checkpoint(trigger string) error {
+	start := time.Now()
+	// 1. Encode raw rows.
+	var keys []fileKey
+	for k, f := range c.st.files {
+		if f.rows.N > 0 {
+			chunk := f.rows.AppendChunk(nil)
+			f.chunks = append(f.chunks, chunk)
+			f.chunkLen += int64(len(chunk))
+			f.rows.Free()
+		}
+		if f.chunkLen > 0 {
+			keys = append(keys, k)
+		}
+	}
+	// 2. Spill: files past PartBytes, then the largest until the inline
+	// total fits InlineLimit.
+	slices.SortFunc(keys, func(a, b fileKey) int {
+		return cmp.Or(cmp.Compare(c.st.files[b].chunkLen, c.st.files[a].chunkLen), cmpFile(a, b))
+	})
+	var inline int64
+	for _, k := range keys {
+		inline += c.st.files[k].chunkLen
+	}
+	gen := c.st.gen + 1
+	nparts := 0
+	for _, k := range keys {
+		f := c.st.files[k]
+		if f.chunkLen < c.cfg.PartBytes && inline <= c.cfg.InlineLimit {
+			continue
+		}
+		name := strconv.FormatUint(gen, 10) + "-" + strconv.Itoa(nparts) + ".part"
+		n, size, err := c.writePart(name, f.chunks)
+		if err != nil {
+			return err
+		}
+		nparts++
+		f.parts = append(f.parts, part{name: name, rows: n})
+		inline -= f.chunkLen
+		f.chunks, f.chunkLen = nil, 0
+		c.m.Parts.Inc()
+		c.m.PartBytes.Add(float64(size))
+	}
+	if nparts > 0 {
+		if err := syncDir(c.partDir); err != nil {
+			return err
+		}
+	}
+	// 3. The state, atomically.
+	c.st.gen = gen
+	b := c.st.encode(c.header(), nil)
+	if err := writeFileAtomic(filepath.Join(c.dir, ckptName), b); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	c.recompute()
+	c.m.CkptBytes.Set(float64(len(b)))
+	c.m.Checkpoints.WithLabelValues(trigger).Inc()
+	c.m.CkptDuration.Observe(time.Since(start).Seconds())
+	// 4. Ack.
+	c.sink.Durable(c.st.lastSeq)
+	return nil
+}
+
+// writePart writes chunks to a part file and fsyncs it.
+func (c *Core) writePart(name string, chunks [][]byte) (int64, int64, error) {
+	path := filepath.Join(c.partDir, name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, 0, fmt.Errorf("create part: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var size int64
+	var n int64
+	var hdr [binary.MaxVarintLen64]byte
+	write := func(b []byte) {
+		if err == nil {
+			var k int
+			k, err = w.Write(b)
+			size += int64(k)
+		}
+	}
+	write(partMagic)
+	var r rows.Rows
+	for _, ch := range chunks {
+		write(hdr[:binary.PutUvarint(hdr[:], uint64(len(ch)))])
+		write(ch)
+		n += chunkRows(ch, &r)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("write part %s: %w", path, err)
+	}
+	return n, size, nil
+}
+
+// chunkRows returns the row count of a chunk (decoding it; parts are
+// written rarely and the count guards the seal).
+func chunkRows(ch []byte, r *rows.Rows) int64 {
+	r.Reset()
+	if _, err := r.DecodeChunk(ch, nil); err != nil {
+		return 0
+	}
+	return int64(r.N)
+}
+
+// readPart calls fn with each chunk of a part file.
+func (c *Core) readPart(name string, fn func(chunk []byte) error) error {
+	path := filepath.Join(c.partDir, name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read part: %w", err)
+	}
+	if len(b) < len(partMagic) || string(b[:len(partMagic)]) != string(partMagic) {
+		return fmt.Errorf("part %s: %w: bad magic", path, rows.ErrCorrupt)
+	}
+	b = b[len(partMagic):]
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return fmt.Errorf("part %s: %w: chunk length", path, rows.ErrCorrupt)
+		}
+		if err := fn(b[k : k+int(n)]); err != nil {
+			return err
+		}
+		b = b[k+int(n):]
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temp file in path's directory, fsyncs
+// it, renames it over path and fsyncs the directory.
+func writeFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeAtomic is writeFileAtomic with a streaming body.
+func writeAtomic(path string, body func(w io.Writer) error) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temp for %s: %w", path, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := body(bw); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename to %s: %w", path, err)
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removeTemps deletes leftover temp files (".<name>.tmp-*") under dir.
+func removeTemps(dir string) {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), ".tmp-") {
+			_ = os.Remove(path)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,365 @@
+package core
+
+import (
+	"cmp"
+
+	"encoding/binary"
+	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"hash/crc32"
+	"slices"
+	"strings"
+
+	"github.com/depthcap/depthcap/pkg/md"
+	"github.com/depthcap/depthcap/services/writer/internal/chain"
+	"github.com/depthcap/depthcap/services/writer/internal/rows"
+)
+
+// streamKey names one exchange stream: market, kind and symbol.
+type streamKey struct {
+	m   md.Market
+	k   md.Kind
+	sym string
+}
+
+func (s streamKey) layout() rows.Layout { return rows.Layout{Market: s.m, Kind: s.k} }
+
+// chained reports whether the kind carries a usable sequence chain. Only
+// diffs do: partial depth messages are sampled top-N books whose pu does
+// not link consecutive partials (pkg/binance sequence.go).
+func (s streamKey) chained() bool { return s.k == md.Diff }
+
+func cmpStream(a, b streamKey) int {
+	return cmp.Or(cmp.Compare(a.m, b.m), cmp.Compare(a.k, b.k), strings.Compare(a.sym, b.sym))
+}
+
+// fileKey names one output file: a stream, a period and a supplement.
+type fileKey struct {
+	streamKey
+	period int64
+	supp   int32
+}
+
+func cmpFile(a, b fileKey) int {
+	return cmp.Or(cmpStream(a.streamKey, b.streamKey), cmp.Compare(a.period, b.period), cmp.Compare(a.supp, b.supp))
+}
+
+func (f fileKey) ref() chain.FileRef { return chain.FileRef{Period: f.period, Supp: f.supp} }
+
+// periodKey names a stream's period, for supplement numbering.
+type periodKey struct {
+	streamKey
+	period int64
+}
+
+// stream is the dedup state of one stream.
+type stream struct {
+	// cached metric series of the stream (not persisted)
+	rowsC, dupsC prometheus.Counter
+	sym          string
+	chain        chain.Chain  // chained kinds
+	recent       chain.Recent // the others
+}
+
+// part is a part file on disk: encoded row chunks of one output file.
+type part struct {
+	name string
+	rows int64
+}
+
+// resetNote records a sequence restart for the manifest.
+type resetNote struct {
+	PrevLastID int64
+	NewID      int64
+	RecvNs     int64
+}
+
+// file is an open output file: rows not yet sealed.
+type file struct {
+	key      fileKey
+	rows     rows.Rows // since the last checkpoint (memory only)
+	chunks   [][]byte  // encoded rows since the last part (in the checkpoint)
+	chunkLen int64
+	parts    []part
+	nRows    int64
+	firstSeq uint64
+	lastSeq  uint64
+	openWM   int64 // watermark when the file was opened (supplements seal at openWM + grace)
+	covered  []chain.Report
+	reported []chain.Report // collector gap reports of unchained kinds
+	resets   []resetNote
+}
+
+// memBytes is the memory the file holds against the budget.
+func (f *file) memBytes() int64 { return f.rows.Bytes() + f.chunkLen }
+
+// state is everything the checkpoint persists.
+type state struct {
+	gen       uint64 // checkpoint generation
+	lastSeq   uint64 // stream sequence of the last processed message
+	watermark int64
+	streams   map[streamKey]*stream
+	files     map[fileKey]*file
+	nextSupp  map[periodKey]int32
+	sealing   []fileKey // seal in progress
+}
+
+func newState() *state {
+	return &state{streams: map[streamKey]*stream{}, files: map[fileKey]*file{}, nextSupp: map[periodKey]int32{}}
+}
+
+var ckptMagic = []byte("DCWCKPT1")
+
+const ckptVersion = 1
+
+// header identifies the configuration a checkpoint was written with;
+// changing the period or the shard under an existing checkpoint would
+// misroute rows, so it is refused.
+type header struct {
+	shard    string
+	periodNs int64
+}
+
+func (e *enc) report(r chain.Report) {
+	e.str(r.Source)
+	e.u(uint64(r.Reason))
+	e.i(r.AfterID)
+	e.i(r.ResumePrevID)
+	e.i(r.StartNs)
+	e.i(r.EndNs)
+	e.i(r.FramesLost)
+	e.str(r.Detail)
+	e.u(r.StreamSeq)
+}
+
+func (d *dec) report() chain.Report {
+	return chain.Report{Source: d.str(), Reason: uint8(d.u()), AfterID: d.i(), ResumePrevID: d.i(), StartNs: d.i(), EndNs: d.i(), FramesLost: d.i(), Detail: d.str(), StreamSeq: d.u()}
+}
+
+func (e *enc) reports(rs []chain.Report) {
+	e.count(len(rs))
+	for _, r := range rs {
+		e.report(r)
+	}
+}
+
+func (d *dec) reports() []chain.Report {
+	n := d.count(1 << 20)
+	var out []chain.Report
+	for i := 0; i < n && d.err == nil; i++ {
+		out = append(out, d.report())
+	}
+	return out
+}
+
+func (e *enc) streamKey(s streamKey) {
+	e.u(uint64(s.m))
+	e.u(uint64(s.k))
+	e.str(s.sym)
+}
+
+func (d *dec) streamKey() streamKey {
+	return streamKey{m: md.Market(d.u()), k: md.Kind(d.u()), sym: d.str()}
+}
+
+func (e *enc) fileKey(f fileKey) {
+	e.streamKey(f.streamKey)
+	e.i(f.period)
+	e.i(int64(f.supp))
+}
+
+func (d *dec) fileKey() fileKey {
+	return fileKey{streamKey: d.streamKey(), period: d.i(), supp: int32(d.i())}
+}
+
+// encode serializes the state. Maps are written in sorted key order so
+// that equal states give equal bytes. Files must have no raw rows.
+func (s *state) encode(h header, dst []byte) []byte {
+	e := enc{b: append(dst, ckptMagic...)}
+	e.u(ckptVersion)
+	e.str(h.shard)
+	e.i(h.periodNs)
+	e.u(s.gen)
+	e.u(s.lastSeq)
+	e.i(s.watermark)
+
+	sk := make([]streamKey, 0, len(s.streams))
+	for k := range s.streams {
+		sk = append(sk, k)
+	}
+	slices.SortFunc(sk, cmpStream)
+	e.count(len(sk))
+	for _, k := range sk {
+		st := s.streams[k]
+		e.streamKey(k)
+		c := &st.chain
+		e.boolean(c.Started)
+		e.i(c.LastU)
+		e.i(c.LastE)
+		e.i(c.LastNs)
+		e.count(len(c.Gaps))
+		for _, g := range c.Gaps {
+			e.i(g.After)
+			e.i(g.Resume)
+			e.i(g.AfterNs)
+			e.i(g.ResumeNs)
+			e.i(g.File.Period)
+			e.i(int64(g.File.Supp))
+			e.reports(g.Reports)
+		}
+		e.reports(c.Pending)
+		e.count(len(st.recent.IDs))
+		var prev int64
+		for _, id := range st.recent.IDs {
+			e.i(id - prev)
+			prev = id
+		}
+	}
+
+	fk := make([]fileKey, 0, len(s.files))
+	for k := range s.files {
+		fk = append(fk, k)
+	}
+	slices.SortFunc(fk, cmpFile)
+	e.count(len(fk))
+	for _, k := range fk {
+		f := s.files[k]
+		e.fileKey(k)
+		e.i(f.nRows)
+		e.u(f.firstSeq)
+		e.u(f.lastSeq)
+		e.i(f.openWM)
+		e.count(len(f.parts))
+		for _, p := range f.parts {
+			e.str(p.name)
+			e.i(p.rows)
+		}
+		e.count(len(f.chunks))
+		for _, c := range f.chunks {
+			e.bytes(c)
+		}
+		e.reports(f.covered)
+		e.reports(f.reported)
+		e.count(len(f.resets))
+		for _, r := range f.resets {
+			e.i(r.PrevLastID)
+			e.i(r.NewID)
+			e.i(r.RecvNs)
+		}
+	}
+
+	pk := make([]periodKey, 0, len(s.nextSupp))
+	for k := range s.nextSupp {
+		pk = append(pk, k)
+	}
+	slices.SortFunc(pk, func(a, b periodKey) int {
+		return cmp.Or(cmpStream(a.streamKey, b.streamKey), cmp.Compare(a.period, b.period))
+	})
+	e.count(len(pk))
+	for _, k := range pk {
+		e.streamKey(k.streamKey)
+		e.i(k.period)
+		e.i(int64(s.nextSupp[k]))
+	}
+
+	e.count(len(s.sealing))
+	for _, k := range s.sealing {
+		e.fileKey(k)
+	}
+	e.fixed32(crc32.Checksum(e.b[len(dst):], castagnoli))
+	return e.b
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// decodeState parses a checkpoint. Chunks alias b.
+func decodeState(b []byte) (*state, header, error) {
+	var h header
+	if len(b) < len(ckptMagic)+4 || string(b[:len(ckptMagic)]) != string(ckptMagic) {
+		return nil, h, fmt.Errorf("%w: bad magic", ErrCorruptCheckpoint)
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, h, fmt.Errorf("%w: checksum mismatch", ErrCorruptCheckpoint)
+	}
+	d := dec{b: body[len(ckptMagic):]}
+	if v := d.u(); v != ckptVersion {
+		return nil, h, fmt.Errorf("%w: version %d, want %d", ErrCorruptCheckpoint, v, ckptVersion)
+	}
+	h.shard = d.str()
+	h.periodNs = d.i()
+	s := newState()
+	s.gen = d.u()
+	s.lastSeq = d.u()
+	s.watermark = d.i()
+
+	const maxN = 1 << 30
+	ns := d.count(maxN)
+	for i := 0; i < ns && d.err == nil; i++ {
+		k := d.streamKey()
+		st := &stream{sym: k.sym}
+		c := &st.chain
+		c.Started = d.boolean()
+		c.LastU = d.i()
+		c.LastE = d.i()
+		c.LastNs = d.i()
+		ng := d.count(maxN)
+		for j := 0; j < ng && d.err == nil; j++ {
+			g := chain.Gap{After: d.i(), Resume: d.i(), AfterNs: d.i(), ResumeNs: d.i()}
+			g.File = chain.FileRef{Period: d.i(), Supp: int32(d.i())}
+			g.Reports = d.reports()
+			c.Gaps = append(c.Gaps, g)
+		}
+		c.Pending = d.reports()
+		nr := d.count(maxN)
+		var prev int64
+		for j := 0; j < nr && d.err == nil; j++ {
+			prev += d.i()
+			st.recent.IDs = append(st.recent.IDs, prev)
+		}
+		s.streams[k] = st
+	}
+
+	nf := d.count(maxN)
+	for i := 0; i < nf && d.err == nil; i++ {
+		f := &file{key: d.fileKey()}
+		f.nRows = d.i()
+		f.firstSeq = d.u()
+		f.lastSeq = d.u()
+		f.openWM = d.i()
+		np := d.count(maxN)
+		for j := 0; j < np && d.err == nil; j++ {
+			f.parts = append(f.parts, part{name: d.str(), rows: d.i()})
+		}
+		nc := d.count(maxN)
+		for j := 0; j < nc && d.err == nil; j++ {
+			c := d.bytes()
+			f.chunks = append(f.chunks, c)
+			f.chunkLen += int64(len(c))
+		}
+		f.covered = d.reports()
+		f.reported = d.reports()
+		nres := d.count(maxN)
+		for j := 0; j < nres && d.err == nil; j++ {
+			f.resets = append(f.resets, resetNote{PrevLastID: d.i(), NewID: d.i(), RecvNs: d.i()})
+		}
+		s.files[f.key] = f
+	}
+
+	npk := d.count(maxN)
+	for i := 0; i < npk && d.err == nil; i++ {
+		k := periodKey{streamKey: d.streamKey(), period: d.i()}
+		s.nextSupp[k] = int32(d.i())
+	}
+	nseal := d.count(maxN)
+	for i := 0; i < nseal && d.err == nil; i++ {
+		s.sealing = append(s.sealing, d.fileKey())
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, h, d.err
+	}
+	return s, h, nil
+}

@@ -1,0 +1,359 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/depthcap/depthcap/pkg/bus"
+	"github.com/depthcap/depthcap/pkg/md"
+	"github.com/depthcap/depthcap/pkg/svc"
+	"github.com/depthcap/depthcap/services/writer/internal/core"
+	"github.com/depthcap/depthcap/services/writer/internal/pq"
+)
+
+// Version is the producer version written into every file's metadata
+// (set with -ldflags "-X github.com/depthcap/depthcap/services/writer.Version=...").
+var Version = "0.1.0"
+
+// storeClamp bounds the watermark by the JetStream store time: a
+// collector whose clock runs far ahead cannot seal periods early.
+const storeClamp = time.Minute
+
+// Writer consumes one shard of MARKETDATA into Parquet files.
+type Writer struct {
+	cfg     Config
+	conn    *bus.Conn
+	log     *zap.Logger
+	metrics *core.Metrics
+	shard   string // "i-of-N"
+	filters []string
+
+	mu      sync.Mutex // serializes Run and Finish
+	running atomic.Bool
+
+	// Set while running.
+	core    *core.Core
+	lastMsg jetstream.Msg
+	lastSeq uint64
+	acked   uint64
+	cons    jetstream.Consumer
+	// finalAck, when set, makes acks wait for the server's confirmation.
+	finalAck context.Context
+}
+
+// New builds a writer. It validates cfg and registers the metrics; the
+// shard lock and the checkpoint are taken by Run or Finish.
+func New(cfg Config, conn *bus.Conn, env svc.Env) (*Writer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	i, n, _ := ParseShard(cfg.Shard)
+	w := &Writer{
+		cfg:     cfg,
+		conn:    conn,
+		log:     env.Log,
+		metrics: core.NewMetrics(env.Registry),
+		shard:   strconv.Itoa(i) + "-of-" + strconv.Itoa(n),
+		filters: ShardFilters(i, n),
+	}
+	if env.Health != nil {
+		env.Health.AddCheck("nats", conn.Ready)
+		env.Health.AddCheck("writer", func() error {
+			if !w.running.Load() {
+				return errors.New("writer not consuming")
+			}
+			return nil
+		})
+	}
+	return w, nil
+}
+
+// ConsumerName is the durable consumer of the writer's shard.
+func (w *Writer) ConsumerName() string { return "writer-" + w.shard }
+
+func (w *Writer) coreConfig() core.Config {
+	o := pq.DefaultOptions()
+	o.ZstdLevel = w.cfg.ZstdLevel
+	o.RowGroupRows = w.cfg.RowGroupRows
+	return core.Config{
+		DataDir:     w.cfg.DataDir,
+		Shard:       w.shard,
+		Period:      w.cfg.Period,
+		Grace:       w.cfg.Grace,
+		DedupRecent: w.cfg.DedupRecent,
+		MemoryLimit: w.cfg.MemoryLimit,
+		PartBytes:   w.cfg.PartBytes,
+		InlineLimit: max(w.cfg.MemoryLimit/4, w.cfg.PartBytes),
+		Parquet:     o,
+		Producer:    "depthcap-writer " + Version,
+		StoreClamp:  storeClamp,
+	}
+}
+
+// start opens the core (lock, checkpoint, interrupted seal) and
+// (re)creates the consumer at the checkpoint's sequence + 1.
+func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
+	c, err := core.Open(ctx, w.coreConfig(), sink{w}, w.metrics, w.log)
+	if err != nil {
+		return nil, fmt.Errorf("open writer state: %w", err)
+	}
+	w.core = c
+	w.lastMsg, w.lastSeq, w.acked = nil, c.LastSeq(), c.LastSeq()
+	stream, err := w.conn.JS.Stream(ctx, md.StreamMarketData)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("stream %s: %w", md.StreamMarketData, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("stream %s info: %w", md.StreamMarketData, err)
+	}
+	if s := c.LastSeq(); s > 0 && info.State.FirstSeq > s+1 {
+		w.log.Error("messages aged out of MARKETDATA before the writer processed them",
+			zap.Uint64("checkpoint_seq", s), zap.Uint64("stream_first_seq", info.State.FirstSeq))
+	}
+	// A consumer left by an earlier run would redeliver its unacked
+	// messages only after AckWait and out of order: start afresh.
+	name := w.ConsumerName()
+	if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c.Close()
+		return nil, fmt.Errorf("delete consumer %s: %w", name, err)
+	}
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:        name,
+		Description:    "depthcap writer shard " + w.cfg.Shard,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    c.LastSeq() + 1,
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        max(4*w.cfg.CheckpointInterval, time.Minute),
+		MaxDeliver:     -1,
+		MaxAckPending:  -1,
+		FilterSubjects: w.filters,
+	})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("create consumer %s: %w", name, err)
+	}
+	w.cons = cons
+	it, err := cons.Messages(jetstream.PullMaxBytes(w.cfg.PullMaxBytes))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("consume %s: %w", name, err)
+	}
+	w.running.Store(true)
+	w.log.Info("writer consuming", zap.String("consumer", name), zap.Uint64("start_seq", c.LastSeq()+1), zap.Int("partitions", len(w.filters)))
+	return it, nil
+}
+
+// handle processes one message and checkpoints when memory is over budget.
+func (w *Writer) handle(ctx context.Context, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("message metadata: %w", err)
+	}
+	if err := w.core.Handle(ctx, core.Msg{Seq: meta.Sequence.Stream, Subject: msg.Subject(), Data: msg.Data(), StoreNs: meta.Timestamp.UnixNano()}); err != nil {
+		return err
+	}
+	w.lastMsg, w.lastSeq = msg, meta.Sequence.Stream
+	if w.core.OverBudget() {
+		return w.checkpoint(core.TriggerMemory)
+	}
+	return nil
+}
+
+func (w *Writer) checkpoint(trigger string) error {
+	if err := w.core.Checkpoint(trigger); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, checkpointing every
+// WRITER_CHECKPOINT_INTERVAL, when memory passes WRITER_MEMORY_LIMIT and
+// around seals. On shutdown it drains the consumer, checkpoints and acks,
+// within SHUTDOWN_TIMEOUT. An I/O error stops it: the next start resumes
+// from the last checkpoint.
+func (w *Writer) Run(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	it, err := w.start(ctx)
+	if err != nil {
+		return err
+	}
+	runErr := w.loop(ctx, it, nil)
+	return w.stop(it, runErr)
+}
+
+// Finish consumes until no message of the shard is pending, then seals
+// every open file regardless of the watermark, checkpoints and returns.
+// depthcap import calls it after publishing a recording. Later events of
+// the sealed periods go to supplements.
+func (w *Writer) Finish(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	it, err := w.start(ctx)
+	if err != nil {
+		return err
+	}
+	runErr := w.loop(ctx, it, func() (bool, error) {
+		info, err := w.cons.Info(ctx)
+		if err != nil {
+			return false, fmt.Errorf("consumer info: %w", err)
+		}
+		return info.NumPending == 0 && w.core.LastSeq() >= info.Delivered.Stream, nil
+	})
+	if runErr == nil {
+		if err := w.core.SealAll(ctx); err != nil {
+			runErr = fmt.Errorf("seal all: %w", err)
+		}
+	}
+	return w.stop(it, runErr)
+}
+
+// loop reads messages until ctx ends, an error, or done reports true
+// while the client buffer is empty.
+func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done func() (bool, error)) error {
+	lastCkpt := time.Now()
+	ckptSeq := w.core.LastSeq()
+	lagAt := time.Time{}
+	for ctx.Err() == nil {
+		msg, err := it.Next(jetstream.NextMaxWait(100 * time.Millisecond))
+		switch {
+		case err == nil:
+			if err := w.handle(ctx, msg); err != nil {
+				return err
+			}
+		case errors.Is(err, nats.ErrTimeout):
+			if done != nil {
+				ok, err := done()
+				if err != nil {
+					return err
+				}
+				if ok {
+					return nil
+				}
+			}
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return fmt.Errorf("consumer closed: %w", err)
+		default:
+			w.log.Warn("consumer error", zap.Error(err))
+		}
+		if time.Since(lastCkpt) >= w.cfg.CheckpointInterval {
+			if w.core.LastSeq() != ckptSeq || w.core.Buffered() > 0 {
+				if err := w.checkpoint(core.TriggerInterval); err != nil {
+					return err
+				}
+			}
+			lastCkpt, ckptSeq = time.Now(), w.core.LastSeq()
+		}
+		if time.Since(lagAt) >= 5*time.Second {
+			if ci := w.cons.CachedInfo(); ci != nil {
+				w.metrics.Lag.Set(float64(ci.NumPending))
+			}
+			lagAt = time.Now()
+		}
+	}
+	return nil
+}
+
+// stop shuts down in order under one timeout: drain the consumer and
+// handle what it still delivers, checkpoint, ack (confirmed), release the
+// state. The caller drains the NATS connection afterwards.
+func (w *Writer) stop(it jetstream.MessagesContext, runErr error) error {
+	defer func() {
+		w.finalAck = nil
+		w.running.Store(false)
+		w.core.Close()
+		w.core = nil
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
+	defer cancel()
+	if runErr != nil {
+		// State may be half-updated: do not checkpoint it. The last
+		// checkpoint stands and JetStream redelivers the rest.
+		it.Stop()
+		return runErr
+	}
+	it.Drain()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			break
+		}
+		if err := w.handle(ctx, msg); err != nil {
+			return err
+		}
+	}
+	w.finalAck = ctx // the shutdown checkpoint's ack is confirmed
+	if err := w.core.Checkpoint(core.TriggerShutdown); err != nil {
+		return fmt.Errorf("shutdown checkpoint: %w", err)
+	}
+	w.log.Info("writer stopped", zap.Uint64("stream_seq", w.core.LastSeq()))
+	return nil
+}
+
+// sink implements core.Sink on the writer's NATS connection.
+type sink struct{ w *Writer }
+
+func (s sink) Durable(seq uint64) {
+	w := s.w
+	if w.lastMsg == nil || w.lastSeq != seq || seq <= w.acked {
+		return
+	}
+	ack := w.lastMsg.Ack
+	if w.finalAck != nil {
+		ack = func() error { return w.lastMsg.DoubleAck(w.finalAck) }
+	}
+	if err := ack(); err != nil {
+		w.log.Warn("ack failed; redelivered messages will be skipped", zap.Uint64("stream_seq", seq), zap.Error(err))
+		return
+	}
+	w.acked = seq
+}
+
+func (s sink) DeadLetter(ctx context.Context, subject, msgID string, data []byte, hdr map[string]string) error {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	for k, v := range hdr {
+		m.Header.Set(k, v)
+	}
+	return s.publish(ctx, m, msgID)
+}
+
+func (s sink) Sealed(ctx context.Context, subject, msgID string, data []byte) error {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	return s.publish(ctx, m, msgID)
+}
+
+// publish publishes synchronously and retries until JetStream stores the
+// message or ctx ends.
+func (s sink) publish(ctx context.Context, m *nats.Msg, msgID string) error {
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := s.w.conn.JS.PublishMsg(pctx, m, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		s.w.metrics.PublishRetry.Inc()
+		if attempt == 0 || attempt%20 == 0 {
+			s.w.log.Warn("publish failed, retrying", zap.String("subject", m.Subject), zap.Int("attempt", attempt), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish %s: %w (last error: %w)", m.Subject, ctx.Err(), err)
+		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 5*time.Second)):
+		}
+	}
+}

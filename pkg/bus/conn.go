@@ -99,7 +99,9 @@ func Connect(ctx context.Context, cfg Config, dataDir, name string, log *zap.Log
 			log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", zap.Error(err))
+			if err != nil { // nil on a deliberate Close or Drain
+				log.Warn("nats disconnected", zap.Error(err))
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))

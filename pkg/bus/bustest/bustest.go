@@ -10,7 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,14 +139,7 @@ var (
 func NATSServerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		version := "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, d := range bi.Deps {
-				if d.Path == "github.com/nats-io/nats-server/v2" {
-					version = d.Version
-				}
-			}
-		}
+		version := natsServerVersion()
 		dir, err := os.UserCacheDir()
 		if err != nil {
 			dir = os.TempDir()
@@ -169,9 +163,28 @@ func NATSServerBinary(t testing.TB) string {
 	return binPath
 }
 
+// natsServerVersion reads the pinned nats-server version from pkg/go.mod
+// (test binaries carry no dependency versions in their build info).
+func natsServerVersion() string {
+	b, err := os.ReadFile(filepath.Join(moduleDir(), "go.mod"))
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "github.com/nats-io/nats-server/v2" {
+			return f[1]
+		}
+		if len(f) >= 3 && f[0] == "require" && f[1] == "github.com/nats-io/nats-server/v2" {
+			return f[2]
+		}
+	}
+	return "unknown"
+}
+
 // moduleDir is the pkg module's directory (where go.mod names nats-server).
 func moduleDir() string {
-	_, file, _, _ := runtimeCaller()
+	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 

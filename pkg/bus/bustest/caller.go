@@ -1,5 +1,0 @@
-package bustest
-
-import "runtime"
-
-func runtimeCaller() (uintptr, string, int, bool) { return runtime.Caller(0) }

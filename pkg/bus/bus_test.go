@@ -85,7 +85,8 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 	if f.CachedInfo().Config.Retention != jetstream.WorkQueuePolicy {
 		t.Errorf("FILES retention = %v, want work queue", f.CachedInfo().Config.Retention)
 	}
-	// Provision off: existing streams are accepted, missing ones are errors.
+	// Provision off: existing streams are accepted; a missing one is
+	// waited for (the writer creates it), until the context ends.
 	c.Provision = false
 	if err := EnsureStreams(ctx, js, c); err != nil {
 		t.Fatalf("check only: %v", err)
@@ -93,8 +94,21 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 	if err := js.DeleteStream(ctx, md.StreamDLQ); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureStreams(ctx, js, c); err == nil {
-		t.Fatal("missing DLQ with NATS_PROVISION=false: want an error")
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := EnsureStreams(short, js, c); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("missing DLQ with NATS_PROVISION=false: err = %v, want it to wait, then report stream not found", err)
+	}
+	done := make(chan error, 1)
+	go func(c StreamConfig) { done <- EnsureStreams(ctx, js, c) }(c)
+	time.Sleep(300 * time.Millisecond)
+	admin := c
+	admin.Provision = true
+	if err := EnsureStreams(ctx, js, admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("waiting EnsureStreams after the stream appeared: %v", err)
 	}
 }
 

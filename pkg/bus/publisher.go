@@ -370,7 +370,6 @@ func (p *Publisher) popLocked() []*Msg {
 	if p.head == len(p.q) {
 		p.q = p.q[:0]
 		p.head = 0
-		p.idle.Broadcast()
 	} else if p.head > 4096 && p.head > len(p.q)/2 {
 		n := copy(p.q, p.q[p.head:])
 		clear(p.q[n:])
@@ -398,6 +397,10 @@ func (p *Publisher) finish(done []*Msg) {
 		p.free = append(p.free, done...)
 	}
 	bytes := p.bytes
+	if p.head == len(p.q) {
+		// Only now: Flush returns after every OnDone of what it waited for.
+		p.idle.Broadcast()
+	}
 	p.mu.Unlock()
 	if p.metrics != nil {
 		p.metrics.Buffered.Set(float64(bytes))

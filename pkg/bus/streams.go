@@ -112,8 +112,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c StreamConfig) 
 
 func ensure(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, provision bool) error {
 	if !provision {
+		// Another service (the writer, or an operator) creates the
+		// streams: wait for them rather than exit.
 		if _, err := js.Stream(ctx, sc.Name); err != nil {
-			return fmt.Errorf("stream %s (NATS_PROVISION=false, so it must exist): %w", sc.Name, err)
+			return fmt.Errorf("stream %s (NATS_PROVISION=false: waiting for it to be created): %w", sc.Name, errRetry{err})
 		}
 		return nil
 	}
@@ -125,6 +127,12 @@ func ensure(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConf
 
 // ErrPermanent marks errors that retrying cannot fix.
 var ErrPermanent = errors.New("permanent")
+
+// errRetry marks an error as worth retrying even if it is an API error.
+type errRetry struct{ err error }
+
+func (e errRetry) Error() string { return e.err.Error() }
+func (e errRetry) Unwrap() error { return e.err }
 
 // retry runs fn until it succeeds, fails permanently, or ctx ends.
 // Connection-level errors (no responders while NATS is starting, timeouts)
@@ -138,7 +146,8 @@ func retry(ctx context.Context, fn func(context.Context) error) error {
 			return nil
 		}
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) || errors.Is(err, ErrPermanent) {
+		var again errRetry
+		if !errors.As(err, &again) && (errors.As(err, &apiErr) || errors.Is(err, ErrPermanent)) {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -9,7 +9,7 @@ SERVICES := spot-ws futures-ws rest-snapshotter writer uploader binance-sim dept
 DATA_DIR ?= ./data
 export DATA_DIR
 
-.PHONY: all build test fmt-check vet unit lint proto bench tidy-check clean run demo e2e interop help
+.PHONY: all build test fmt-check vet unit acceptance lint proto bench tidy-check clean run demo e2e interop help
 
 all: build
 
@@ -25,7 +25,7 @@ build: ## build every service binary into .bin/ (also checks GOWORK=off builds)
 		fi; \
 	done
 
-test: fmt-check vet unit ## gofmt check, go vet and race tests of every module
+test: fmt-check vet unit acceptance ## gofmt check, go vet, race tests of every module, heavy acceptance tests without -race
 
 fmt-check:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.ci/*')); \
@@ -36,6 +36,11 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m work
+
+# The heavy acceptance tests (>=100k-frame exact rows, kill -9 crash runs)
+# are built without -race (files tagged !race) and run here.
+acceptance:
+	$(GO) test -count=1 -timeout 20m -run '^TestAcceptance' work
 
 lint: ## golangci-lint v2 (pinned in .ci/tools) on every module
 	@mkdir -p $(BIN)
@@ -54,6 +59,20 @@ tidy-check: ## go mod tidy leaves every module unchanged
 
 bench: ## micro-benchmarks of the hot paths (-benchmem)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s work
+
+DEPTHCAP := $(BIN)/depthcap
+
+$(DEPTHCAP): FORCE
+	@mkdir -p $(BIN)
+	cd services/depthcap && $(GO) build -o $(DEPTHCAP) ./cmd/depthcap
+
+FORCE:
+
+run: $(DEPTHCAP) ## the whole pipeline in one process against Binance (DATA_DIR, DURATION, SYMBOLS, S3_*...)
+	$(DEPTHCAP) run
+
+demo: $(DEPTHCAP) ## the same, offline, against the embedded binance-sim (REPLAY=file.rec.gz, DEMO_FAULTS=1)
+	$(DEPTHCAP) demo
 
 clean:
 	rm -rf $(BIN)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -52,7 +53,7 @@ func testConfig(dataDir, url string) writer.Config {
 		MemoryLimit:        256 << 20,
 		PartBytes:          1 << 20,
 		RowGroupRows:       16384,
-		ZstdLevel:          3,
+		ZstdLevel:          1,
 		DedupRecent:        1024,
 		PullMaxBytes:       16 << 20,
 	}
@@ -155,9 +156,16 @@ func (h *harness) newWriter(cfg writer.Config, reg *prometheus.Registry) *writer
 
 func (h *harness) finish(cfg writer.Config) {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	h.finishWith(cfg, nil)
+}
+
+// finishWith runs Finish with the metrics registered on reg (nil: a new
+// registry).
+func (h *harness) finishWith(cfg writer.Config, reg *prometheus.Registry) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := h.newWriter(cfg, nil).Finish(ctx); err != nil {
+	if err := h.newWriter(cfg, reg).Finish(ctx); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -188,6 +196,12 @@ func parquetFiles(t testing.TB, dir string) []string {
 
 // Row is one row read back, with every column as a generic value.
 type Row struct {
+	Scalars
+	BidPx, BidQty, AskPx, AskQty []float64
+}
+
+// Scalars are a row's columns other than the levels (comparable).
+type Scalars struct {
 	RecvUs, ReqUs, EventUs, TxUs int64
 	ReqNull, EventNull           bool
 	First, Final, Prev, Last     int64
@@ -195,7 +209,23 @@ type Row struct {
 	Limit                        int32
 	LimitNull                    bool
 	Symbol                       string
-	BidPx, BidQty, AskPx, AskQty []float64
+}
+
+// readMeta returns a file's key-value metadata (the footer only).
+func readMeta(t testing.TB, path string) map[string]string {
+	t.Helper()
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer pf.Close()
+	kv := map[string]string{}
+	for _, e := range pf.MetaData().KeyValueMetadata() {
+		if e.Value != nil {
+			kv[e.Key] = *e.Value
+		}
+	}
+	return kv
 }
 
 // readRows reads a file with arrow-go's reader and returns its rows and
@@ -307,36 +337,44 @@ func listAt(col arrow.Array, i int) []float64 {
 	return out
 }
 
+// payload is every field of the depth payloads, for encoding/json (which
+// matches keys case-insensitively when no field matches exactly: "e" and
+// "E" both need a field).
+type payload struct {
+	EventType    string     `json:"e"`
+	Symbol       string     `json:"s"`
+	E            *int64     `json:"E"`
+	T            *int64     `json:"T"`
+	U            *int64     `json:"U"`
+	LowerU       *int64     `json:"u"`
+	PU           *int64     `json:"pu"`
+	LastUpdateID *int64     `json:"lastUpdateId"`
+	B            [][]string `json:"b"`
+	A            [][]string `json:"a"`
+	Bids         [][]string `json:"bids"`
+	Asks         [][]string `json:"asks"`
+}
+
 // expectedRow decodes a payload with encoding/json and strconv, the
 // independent reference for the writer's decoder.
 func expectedRow(t testing.TB, e *envelope.Envelope) Row {
 	t.Helper()
-	var p map[string]json.RawMessage
+	var p payload
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		t.Fatalf("payload: %v", err)
 	}
-	num := func(k string) (int64, bool) {
-		v, ok := p[k]
-		if !ok {
+	num := func(v *int64) (int64, bool) {
+		if v == nil {
 			return 0, false
 		}
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
-		return n, true
+		return *v, true
 	}
-	levels := func(keys ...string) (px, qty []float64) {
-		for _, k := range keys {
-			v, ok := p[k]
-			if !ok {
+	levels := func(lists ...[][]string) (px, qty []float64) {
+		for _, ls := range lists {
+			if ls == nil {
 				continue
 			}
-			var ls [][]string
-			if err := json.Unmarshal(v, &ls); err != nil {
-				t.Fatalf("%s: %v", k, err)
-			}
-			px, qty = []float64{}, []float64{}
+			px, qty = make([]float64, 0, len(ls)), make([]float64, 0, len(ls))
 			for _, l := range ls {
 				a, err1 := strconv.ParseFloat(l[0], 64)
 				b, err2 := strconv.ParseFloat(l[1], 64)
@@ -348,15 +386,15 @@ func expectedRow(t testing.TB, e *envelope.Envelope) Row {
 		}
 		return px, qty
 	}
-	r := Row{RecvUs: e.ReceivedNs / 1000, Symbol: e.Symbol}
-	r.BidPx, r.BidQty = levels("b", "bids")
-	r.AskPx, r.AskQty = levels("a", "asks")
-	E, hasE := num("E")
-	T, _ := num("T")
-	U, hasU := num("U")
-	u, _ := num("u")
-	pu, _ := num("pu")
-	last, _ := num("lastUpdateId")
+	r := Row{Scalars: Scalars{RecvUs: e.ReceivedNs / 1000, Symbol: e.Symbol}}
+	r.BidPx, r.BidQty = levels(p.B, p.Bids)
+	r.AskPx, r.AskQty = levels(p.A, p.Asks)
+	E, hasE := num(p.E)
+	T, _ := num(p.T)
+	U, hasU := num(p.U)
+	u, _ := num(p.LowerU)
+	pu, _ := num(p.PU)
+	last, _ := num(p.LastUpdateID)
 	r.EventUs, r.EventNull = E*1000, !hasE
 	r.TxUs = T * 1000
 	switch e.Kind {
@@ -383,15 +421,18 @@ func expectedRow(t testing.TB, e *envelope.Envelope) Row {
 	return r
 }
 
-// diffRow reports the first difference between two rows, or "".
+// diffRow reports the first difference between two rows, or "". Level
+// values must be equal bit for bit.
 func diffRow(got, want Row) string {
-	g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want)
-	if g != w {
-		return "got  " + g + "\nwant " + w
+	if got.Scalars != want.Scalars {
+		return fmt.Sprintf("got  %+v\nwant %+v", got, want)
 	}
 	for _, p := range [][2][]float64{{got.BidPx, want.BidPx}, {got.BidQty, want.BidQty}, {got.AskPx, want.AskPx}, {got.AskQty, want.AskQty}} {
+		if len(p[0]) != len(p[1]) {
+			return fmt.Sprintf("got  %+v\nwant %+v", got, want)
+		}
 		for i := range p[0] {
-			if p[0][i] != p[1][i] { // exact float64 equality
+			if math.Float64bits(p[0][i]) != math.Float64bits(p[1][i]) {
 				return fmt.Sprintf("level value %v != %v", p[0][i], p[1][i])
 			}
 		}
@@ -403,6 +444,26 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// metricValue returns the value of an unlabelled counter or gauge.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
 }
 
 // counterVec returns the collector of one labelled series from reg.

@@ -5,23 +5,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/md"
+	"github.com/depthcap/depthcap/services/writer/internal/testrec"
 )
 
-// TestDayRollover proves the daily partitioning on real data: the spot and
-// USD-M ETHUSDT recordings that cross UTC midnight 2024-08-08/09 are
-// written with their recorded receive times into one file per UTC day of
-// receive time (every row on the right side of midnight), both days are
-// sealed by Finish, the gap manifests are empty (the recordings' chains
-// are intact) and every depth frame is one row with exact values.
-func TestDayRollover(t *testing.T) {
-	envs := dataset(t, 1, "spot_ethusdt_2024-08-08T2354.rec.gz", "futures_ethusdt_2024-08-08T2354.rec.gz")
+var midnight = time.Date(2024, 8, 9, 0, 0, 0, 0, time.UTC).UnixNano()
+
+// checkDayRollover proves the daily partitioning on real data: envelopes
+// of the spot and USD-M ETHUSDT recordings (the spot one crosses UTC
+// midnight 2024-08-08/09) are written with their recorded receive times into one
+// file per UTC day of receive time (every row on the right side of
+// midnight), both days are sealed by Finish, the gap manifests are empty
+// (the recordings' chains are intact) and every depth frame is one row
+// with exact values.
+func checkDayRollover(t *testing.T, envs []envelope.Envelope) {
+	t.Helper()
 	h := newHarness(t)
 	h.publish(envs, false)
 	dir := t.TempDir()
 	h.finish(testConfig(dir, h.url))
 
-	midnight := time.Date(2024, 8, 9, 0, 0, 0, 0, time.UTC).UnixNano()
 	want := map[string][]Row{}
 	for i := range envs {
 		e := &envs[i]
@@ -62,4 +66,17 @@ func TestDayRollover(t *testing.T) {
 			t.Errorf("%s: period_seconds %s", rel, kv["depthcap.period_seconds"])
 		}
 	}
+}
+
+// TestDayRollover is the race-enabled scale of TestAcceptanceDayRollover:
+// the ETHUSDT frames received within 15 seconds of midnight (a contiguous
+// stretch of each chain, both days).
+func TestDayRollover(t *testing.T) {
+	var envs []envelope.Envelope
+	for _, e := range dataset(t, 1, testrec.LargeRecordings()...) {
+		if d := e.ReceivedNs - midnight; d > -int64(15*time.Second) && d < int64(15*time.Second) {
+			envs = append(envs, e)
+		}
+	}
+	checkDayRollover(t, envs)
 }

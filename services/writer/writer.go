@@ -156,15 +156,16 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 }
 
 // handle processes one message and checkpoints when memory is over budget.
+// It allocates nothing in steady state (BenchmarkConsume).
 func (w *Writer) handle(ctx context.Context, msg jetstream.Msg) error {
-	meta, err := msg.Metadata()
+	seq, storeNs, err := parseAckReply(msg.Reply())
 	if err != nil {
-		return fmt.Errorf("message metadata: %w", err)
+		return fmt.Errorf("message metadata of %s: %w", msg.Subject(), err)
 	}
-	if err := w.core.Handle(ctx, core.Msg{Seq: meta.Sequence.Stream, Subject: msg.Subject(), Data: msg.Data(), StoreNs: meta.Timestamp.UnixNano()}); err != nil {
+	if err := w.core.Handle(ctx, core.Msg{Seq: seq, Subject: msg.Subject(), Data: msg.Data(), StoreNs: storeNs}); err != nil {
 		return err
 	}
-	w.lastMsg, w.lastSeq = msg, meta.Sequence.Stream
+	w.lastMsg, w.lastSeq = msg, seq
 	if w.core.OverBudget() {
 		return w.checkpoint(core.TriggerMemory)
 	}
@@ -220,20 +221,35 @@ func (w *Writer) Finish(ctx context.Context) error {
 	return w.stop(it, runErr)
 }
 
-// loop reads messages until ctx ends, an error, or done reports true
-// while the client buffer is empty.
+// idleWait is how long loop waits for a message before it looks at the
+// clock (checkpoint interval) and, in Finish, at the consumer.
+const idleWait = 100 * time.Millisecond
+
+// loop reads messages until ctx ends, an error, or done reports true.
 func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done func() (bool, error)) error {
 	lastCkpt := time.Now()
 	ckptSeq := w.core.LastSeq()
 	lagAt := time.Time{}
+	// Next waits on a context that ends every idleWait rather than with
+	// NextMaxWait, which starts a timer per call: 15 allocations per
+	// message in the iterator instead of 9.
+	tick := tickCtx{parent: ctx}
+	tick.restart()
+	defer tick.stop()
+	wait := jetstream.NextContext(tick.ctx)
 	for ctx.Err() == nil {
-		msg, err := it.Next(jetstream.NextMaxWait(100 * time.Millisecond))
+		msg, err := it.Next(wait)
 		switch {
 		case err == nil:
 			if err := w.handle(ctx, msg); err != nil {
 				return err
 			}
-		case errors.Is(err, nats.ErrTimeout):
+		case tick.ctx.Err() != nil:
+			if ctx.Err() != nil {
+				return nil
+			}
+			tick.restart()
+			wait = jetstream.NextContext(tick.ctx)
 			if done != nil {
 				ok, err := done()
 				if err != nil {
@@ -264,6 +280,24 @@ func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done fu
 		}
 	}
 	return nil
+}
+
+// tickCtx is a context that ends idleWait after its last restart.
+type tickCtx struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (t *tickCtx) restart() {
+	t.stop()
+	t.ctx, t.cancel = context.WithTimeout(t.parent, idleWait)
+}
+
+func (t *tickCtx) stop() {
+	if t.cancel != nil {
+		t.cancel()
+	}
 }
 
 // stop shuts down in order under one timeout: drain the consumer and

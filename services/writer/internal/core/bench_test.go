@@ -15,6 +15,7 @@ import (
 	"github.com/depthcap/depthcap/pkg/binance"
 	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/md"
+	"github.com/depthcap/depthcap/services/writer/internal/cputime"
 	"github.com/depthcap/depthcap/services/writer/internal/pq"
 	"github.com/depthcap/depthcap/services/writer/internal/testrec"
 )
@@ -27,29 +28,43 @@ func (nopSink) DeadLetter(context.Context, string, string, []byte, map[string]st
 func (nopSink) Sealed(context.Context, string, string, []byte) error { return nil }
 func (nopSink) Durable(uint64)                                       {}
 
-func diffMsgs(b *testing.B) []Msg {
-	var msgs []Msg
-	seq := uint64(0)
-	for _, name := range testrec.Recordings() {
-		frames, err := testrec.Load(name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := range frames {
-			f := &frames[i]
-			if f.Kind != md.Diff {
-				continue
-			}
-			seq++
-			e := f.Envelope("bench")
-			msgs = append(msgs, Msg{Seq: seq, Subject: md.Subject(f.Market, f.Kind, f.Symbol) + ".1", Data: e.AppendMarshal(nil), StoreNs: f.RecvNs})
-		}
+// benchMsgs returns the diff events of the named recordings as stream
+// messages in receive-time order.
+func benchMsgs(b *testing.B, names []string) []Msg {
+	envs, err := testrec.Envelopes(names, 1, func(e *envelope.Envelope) bool { return e.Kind == md.Diff })
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := make([]Msg, len(envs))
+	for i := range envs {
+		e := &envs[i]
+		msgs[i] = Msg{Seq: uint64(i + 1), Subject: testrec.Subject(e), Data: e.AppendMarshal(nil), StoreNs: e.ReceivedNs}
 	}
 	return msgs
 }
 
-func benchCore(b *testing.B, dir string) *Core {
-	c, err := Open(context.Background(), Config{DataDir: dir, Shard: "0-of-1", Period: 24 * time.Hour, Grace: 5 * time.Minute,
+// synthMsgs returns n spot diff events of 4 symbols (testrec.Synth: the
+// levels of the small recordings' events, 9 per event on average), one
+// every millisecond, as stream messages.
+func synthMsgs(b *testing.B, n int) []Msg {
+	synths, err := testrec.NewSynths(4, testrec.SmallRecordings())
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	msgs := make([]Msg, n)
+	for i := range msgs {
+		s := synths[i%len(synths)]
+		recv := t + int64(i)*int64(time.Millisecond)
+		msgs[i] = Msg{Seq: uint64(i + 1), Subject: s.Subject(), Data: s.Next(recv, nil), StoreNs: recv}
+	}
+	return msgs
+}
+
+// benchCore opens a core on dir with the default settings; grace is
+// WRITER_GRACE (24h keeps every file open).
+func benchCore(b *testing.B, dir string, grace time.Duration) *Core {
+	c, err := Open(context.Background(), Config{DataDir: dir, Shard: "0-of-1", Period: 24 * time.Hour, Grace: grace,
 		DedupRecent: 1024, MemoryLimit: 256 << 20, PartBytes: 1 << 20, InlineLimit: 64 << 20, Parquet: pq.DefaultOptions(),
 		Producer: "bench", StoreClamp: time.Minute}, nopSink{}, NewMetrics(nil), zap.NewNop())
 	if err != nil {
@@ -60,66 +75,110 @@ func benchCore(b *testing.B, dir string) *Core {
 
 // BenchmarkPipeline measures diff rows per second on one goroutine, end to
 // end in-process: envelope decode, payload decode, sequence check, row
-// build, checkpoint encode and the sealed Parquet write (ZSTD, default
-// level), next to the decode-only rate (envelope + payload) of the same
-// messages. All diff frames of every recording (15,562 events).
+// build, checkpoint (chunk encoding) and the sealed Parquet write (ZSTD,
+// default level), and handle-only (everything but the seal, WRITER_GRACE
+// 24h: one checkpoint at the end), next to the decode-only rate (envelope + payload) of the
+// same messages, for two activity mixes:
+//
+//   - large: the 13,056 diff events of the 2024 ETHUSDT recordings (42
+//     levels per spot event, 65 per USD-M event);
+//   - small: 20,000 spot diff events of 4 symbols carrying the levels of
+//     the 2021 four-symbol recordings' events (9 levels per event on
+//     average, 2.4 to 14 per recording), as most symbols have
+//     (testrec.Synth).
+//
+// rows/s is wall-clock; rows/cpu-s divides by the CPU time the process
+// used (steadier on a shared machine); vs-decode is end-to-end (or
+// handle-only) rows/cpu-s over the decode-only rows/cpu-s of the same
+// run.
 //
 //	go test ./internal/core -run '^$' -bench Pipeline -benchmem -cpu 1
 func BenchmarkPipeline(b *testing.B) {
-	msgs := diffMsgs(b)
-	b.Run("decode-only", func(b *testing.B) {
-		var env envelope.Envelope
-		var d binance.Depth
-		b.ReportAllocs()
-		for b.Loop() {
-			for _, m := range msgs {
-				if err := envelope.Unmarshal(m.Data, &env); err != nil {
-					b.Fatal(err)
-				}
-				if err := binance.DecodeDepth(env.Payload, &d); err != nil {
-					b.Fatal(err)
-				}
+	for _, mix := range []struct {
+		name string
+		msgs func(*testing.B) []Msg
+	}{
+		{"large", func(b *testing.B) []Msg { return benchMsgs(b, testrec.LargeRecordings()) }},
+		{"small", func(b *testing.B) []Msg { return synthMsgs(b, 20000) }},
+	} {
+		msgs := mix.msgs(b)
+		var decodeRate float64
+		report := func(b *testing.B, cpu *cputime.Meter) {
+			n := float64(len(msgs)) * float64(b.N)
+			b.ReportMetric(n/b.Elapsed().Seconds(), "rows/s")
+			r := cpu.PerSecond(n)
+			b.ReportMetric(r, "rows/cpu-s")
+			if decodeRate > 0 {
+				b.ReportMetric(r/decodeRate, "vs-decode")
 			}
 		}
-		b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	})
-	b.Run("end-to-end", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			c := benchCore(b, b.TempDir())
-			ctx := context.Background()
-			for _, m := range msgs {
-				if err := c.Handle(ctx, m); err != nil {
-					b.Fatal(err)
+		b.Run(mix.name+"/decode-only", func(b *testing.B) {
+			var env envelope.Envelope
+			var d binance.Depth
+			var cpu cputime.Meter
+			b.ReportAllocs()
+			cpu.Start()
+			for b.Loop() {
+				for _, m := range msgs {
+					if err := envelope.Unmarshal(m.Data, &env); err != nil {
+						b.Fatal(err)
+					}
+					if err := binance.DecodeDepth(env.Payload, &d); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
-			if err := c.SealAll(ctx); err != nil {
-				b.Fatal(err)
-			}
-			c.Close()
-		}
-		b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	})
-	b.Run("handle-only", func(b *testing.B) {
-		c := benchCore(b, b.TempDir())
-		defer c.Close()
-		ctx := context.Background()
-		b.ReportAllocs()
-		var seq uint64
-		for b.Loop() {
-			for _, m := range msgs {
-				seq++
-				m.Seq = seq
-				if err := c.Handle(ctx, m); err != nil {
+			cpu.Stop()
+			report(b, &cpu)
+			decodeRate = cpu.PerSecond(float64(len(msgs)) * float64(b.N))
+		})
+		b.Run(mix.name+"/end-to-end", func(b *testing.B) {
+			var cpu cputime.Meter
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				b.StartTimer()
+				cpu.Start()
+				c := benchCore(b, dir, 5*time.Minute)
+				ctx := context.Background()
+				for _, m := range msgs {
+					if err := c.Handle(ctx, m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := c.SealAll(ctx); err != nil {
 					b.Fatal(err)
 				}
+				c.Close()
+				cpu.Stop()
 			}
-			if err := c.Checkpoint(TriggerInterval); err != nil {
-				b.Fatal(err)
+			report(b, &cpu)
+		})
+		b.Run(mix.name+"/handle-only", func(b *testing.B) {
+			var cpu cputime.Meter
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				b.StartTimer()
+				cpu.Start()
+				c := benchCore(b, dir, 24*time.Hour) // no seal
+				ctx := context.Background()
+				for _, m := range msgs {
+					if err := c.Handle(ctx, m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := c.Checkpoint(TriggerInterval); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				cpu.Stop()
 			}
-		}
-		b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	})
+			report(b, &cpu)
+		})
+	}
 }
 
 // BenchmarkOpenKeys reports memory and checkpoint figures with 2,000
@@ -143,9 +202,10 @@ func BenchmarkOpenKeys(b *testing.B) {
 		}
 		got := map[md.Kind]bool{}
 		for _, f := range frames {
-			if !got[f.Kind] && f.Kind != md.Partial {
-				got[f.Kind] = true
-				tmpls = append(tmpls, tmpl{f.Market, f.Kind, f.Data, f.Symbol})
+			e := &f.Env
+			if !got[e.Kind] && e.Kind != md.Partial {
+				got[e.Kind] = true
+				tmpls = append(tmpls, tmpl{e.Market, e.Kind, e.Payload, e.Symbol})
 			}
 		}
 	}
@@ -154,11 +214,11 @@ func BenchmarkOpenKeys(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, f := range ps {
-		tmpls = append(tmpls, tmpl{f.Market, f.Kind, f.Data, f.Symbol})
+		tmpls = append(tmpls, tmpl{f.Env.Market, f.Env.Kind, f.Env.Payload, f.Env.Symbol})
 	}
 	for b.Loop() {
 		dir := b.TempDir()
-		c := benchCore(b, dir)
+		c := benchCore(b, dir, 5*time.Minute)
 		ctx := context.Background()
 		seq := uint64(0)
 		var parts0 int

@@ -114,13 +114,26 @@ func (c *Core) load() error {
 // message.
 func (c *Core) Checkpoint(trigger string) error {
 	start := time.Now()
-	// 1. Encode raw rows.
+	// 1. Encode raw rows. The row buffers of files that received rows are
+	// kept (emptied) up to a quarter of the memory budget, so that a
+	// steady stream appends without allocating; idle files' are freed.
 	var keys []fileKey
+	retain := c.cfg.MemoryLimit / 4
 	for k, f := range c.st.files {
-		if f.rows.N > 0 {
-			chunk := f.rows.AppendChunk(nil)
+		switch {
+		case f.rows.N > 0:
+			// Encode into the scratch buffer, keep an exact-size copy.
+			c.chunkBuf = f.rows.AppendChunk(c.chunkBuf[:0])
+			chunk := append([]byte(nil), c.chunkBuf...)
 			f.chunks = append(f.chunks, chunk)
 			f.chunkLen += int64(len(chunk))
+			if b := f.rows.Bytes(); b <= retain {
+				retain -= b
+				f.rows.Reset()
+			} else {
+				f.rows.Free()
+			}
+		case f.rows.Bytes() > 0:
 			f.rows.Free()
 		}
 		if f.chunkLen > 0 {
@@ -162,7 +175,8 @@ func (c *Core) Checkpoint(trigger string) error {
 	}
 	// 3. The state, atomically.
 	c.st.gen = gen
-	b := c.st.encode(c.header(), nil)
+	b := c.st.encode(c.header(), c.ckptBuf[:0])
+	c.ckptBuf = b
 	if err := writeFileAtomic(filepath.Join(c.dir, ckptName), b); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -194,11 +208,14 @@ func (c *Core) writePart(name string, chunks [][]byte) (int64, int64, error) {
 		}
 	}
 	write(partMagic)
-	var r rows.Rows
 	for _, ch := range chunks {
 		write(hdr[:binary.PutUvarint(hdr[:], uint64(len(ch)))])
 		write(ch)
-		n += chunkRows(ch, &r)
+		k, cerr := rows.ChunkRows(ch)
+		if err == nil {
+			err = cerr
+		}
+		n += int64(k)
 	}
 	if err == nil {
 		err = w.Flush()
@@ -213,16 +230,6 @@ func (c *Core) writePart(name string, chunks [][]byte) (int64, int64, error) {
 		return 0, 0, fmt.Errorf("write part %s: %w", path, err)
 	}
 	return n, size, nil
-}
-
-// chunkRows returns the row count of a chunk (decoding it; parts are
-// written rarely and the count guards the seal).
-func chunkRows(ch []byte, r *rows.Rows) int64 {
-	r.Reset()
-	if _, err := r.DecodeChunk(ch, nil); err != nil {
-		return 0
-	}
-	return int64(r.N)
 }
 
 // readPart calls fn with each chunk of a part file.
@@ -252,14 +259,15 @@ func (c *Core) readPart(name string, fn func(chunk []byte) error) error {
 // writeFileAtomic writes data to a temp file in path's directory, fsyncs
 // it, renames it over path and fsyncs the directory.
 func writeFileAtomic(path string, data []byte) error {
-	return writeAtomic(path, func(w io.Writer) error {
+	return writeAtomic(path, nil, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
 }
 
-// writeAtomic is writeFileAtomic with a streaming body.
-func writeAtomic(path string, body func(w io.Writer) error) error {
+// writeAtomic is writeFileAtomic with a streaming body, buffered through
+// bw when it is not nil (reset onto the temp file).
+func writeAtomic(path string, bw *bufio.Writer, body func(w io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -272,12 +280,19 @@ func writeAtomic(path string, body func(w io.Writer) error) error {
 			os.Remove(tmp.Name())
 		}
 	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := body(bw); err != nil {
+	var w io.Writer = noClose{tmp}
+	if bw != nil {
+		bw.Reset(tmp)
+		w = bw
+	}
+	if err := body(w); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if bw != nil {
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		bw.Reset(nil)
 	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", path, err)
@@ -291,6 +306,12 @@ func writeAtomic(path string, body func(w io.Writer) error) error {
 	ok = true
 	return syncDir(dir)
 }
+
+// noClose hides the file's Close from writers that close an io.Closer
+// sink (the Parquet writer does).
+type noClose struct{ w io.Writer }
+
+func (n noClose) Write(p []byte) (int, error) { return n.w.Write(p) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

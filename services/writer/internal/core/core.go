@@ -6,6 +6,7 @@
 package core
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -102,6 +103,10 @@ type Core struct {
 	env   envelope.Envelope
 	depth binance.Depth
 	ev    rows.Event
+
+	chunkBuf []byte        // chunk encoding scratch
+	ckptBuf  []byte        // the last checkpoint's bytes, reused
+	sealBuf  *bufio.Writer // write buffer of sealed files
 }
 
 // ErrLocked is returned by Open when another writer holds the shard.

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,7 +24,6 @@ import (
 	"github.com/depthcap/depthcap/services/writer/internal/chain"
 	"github.com/depthcap/depthcap/services/writer/internal/period"
 	"github.com/depthcap/depthcap/services/writer/internal/pq"
-	"github.com/depthcap/depthcap/services/writer/internal/rows"
 )
 
 // sealDue seals every open file whose deadline the watermark has reached.
@@ -138,7 +138,10 @@ func (c *Core) sealFile(ctx context.Context, f *file) error {
 	var hw *hashWriter
 	var written int64
 	var firstID, lastID int64
-	err := writeAtomic(abs, func(w io.Writer) error {
+	if c.sealBuf == nil {
+		c.sealBuf = bufio.NewWriterSize(nil, 1<<20)
+	}
+	err := writeAtomic(abs, c.sealBuf, func(w io.Writer) error {
 		hw = &hashWriter{w: w, h: sha256.New()}
 		fw, err := pq.NewFileWriter(hw, k.layout(), k.sym, c.cfg.Parquet)
 		if err != nil {
@@ -199,23 +202,13 @@ func (c *Core) sealFile(ctx context.Context, f *file) error {
 // feed writes the file's rows in stream order: parts, then the chunks of
 // the checkpoint, then raw rows (none after a checkpoint).
 func (c *Core) feed(f *file, fw *pq.FileWriter) error {
-	var r rows.Rows
-	var scratch []byte
-	chunk := func(ch []byte) error {
-		r.Reset()
-		var err error
-		if scratch, err = r.DecodeChunk(ch, scratch); err != nil {
-			return err
-		}
-		return fw.WriteRows(&r, 0, r.N)
-	}
 	for _, p := range f.parts {
-		if err := c.readPart(p.name, chunk); err != nil {
+		if err := c.readPart(p.name, fw.WriteChunk); err != nil {
 			return err
 		}
 	}
 	for _, ch := range f.chunks {
-		if err := chunk(ch); err != nil {
+		if err := fw.WriteChunk(ch); err != nil {
 			return err
 		}
 	}

@@ -38,8 +38,10 @@ const (
 // TIMESTAMP(MICROS, isAdjustedToUTC=true).
 var TimestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 
-// LevelsType is the type of the four level columns.
-var LevelsType = arrow.ListOf(arrow.PrimitiveTypes.Float64)
+// LevelsType is the type of the four level columns. The element field is
+// named "element", the name of the Parquet list element group, as
+// pqarrow normalizes it before storing the Arrow schema.
+var LevelsType = arrow.ListOfField(arrow.Field{Name: "element", Type: arrow.PrimitiveTypes.Float64, Nullable: true})
 
 func ts(name string, nullable bool) arrow.Field {
 	return arrow.Field{Name: name, Type: TimestampType, Nullable: nullable}

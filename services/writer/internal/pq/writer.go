@@ -1,18 +1,23 @@
 package pq
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
-	"unsafe"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/depthcap/depthcap/services/writer/internal/rows"
 )
@@ -39,16 +44,26 @@ type Options struct {
 	// DataPageSize is the uncompressed size at which data pages are cut;
 	// every page is compressed on its own, so larger pages compress better.
 	DataPageSize int64
+	// DictPageSize is the dictionary size (bytes, per column chunk) past
+	// which a dictionary-encoded column falls back to PLAIN for the rest
+	// of the row group.
+	DictPageSize int64
 	// PageV1 writes DataPageV1 pages, whose repetition and definition
 	// levels are compressed with the values (V2 leaves them raw).
 	PageV1 bool
-	// Mem allocates the Arrow builders and the Parquet writer's buffers.
+
+	// NoLevelStats leaves the min/max statistics out of the level
+	// columns (a list element's row-group range is of no use to readers'
+	// filters).
+	NoLevelStats bool
+	// Mem allocates the Parquet writer's buffers.
 	Mem memory.Allocator
 }
 
 // DefaultOptions are the measured defaults (docs/ARCHITECTURE.md).
 func DefaultOptions() Options {
-	return Options{ZstdLevel: 3, RowGroupRows: 16384, PriceEnc: EncDict, SizeEnc: EncDict, IntEnc: EncDelta, DataPageSize: 1 << 20, PageV1: true}
+	return Options{ZstdLevel: 1, RowGroupRows: 16384, PriceEnc: EncDict, SizeEnc: EncDict, IntEnc: EncDelta,
+		DataPageSize: 1 << 20, DictPageSize: 4 << 20, PageV1: true}
 }
 
 func (o Options) mem() memory.Allocator {
@@ -75,6 +90,9 @@ func (o Options) props(schema *arrow.Schema) *parquet.WriterProperties {
 	if o.DataPageSize > 0 {
 		p = append(p, parquet.WithDataPageSize(o.DataPageSize))
 	}
+	if o.DictPageSize > 0 {
+		p = append(p, parquet.WithDictionaryPageSizeLimit(o.DictPageSize))
+	}
 	for _, f := range schema.Fields() {
 		var enc Encoding
 		path := f.Name
@@ -87,6 +105,9 @@ func (o Options) props(schema *arrow.Schema) *parquet.WriterProperties {
 			enc = EncDict
 		default:
 			enc = o.IntEnc
+		}
+		if o.NoLevelStats && path != f.Name {
+			p = append(p, parquet.WithStatsFor(path, false))
 		}
 		switch enc {
 		case EncDict:
@@ -134,26 +155,68 @@ const (
 	KeySupplement    = "depthcap.supplement"
 )
 
+// layoutSchema is what every file of a layout shares: the Parquet schema
+// (pqarrow's mapping of the Arrow schema, so that Arrow readers get the
+// same types as from pqarrow) and the serialized Arrow schema that
+// pqarrow.WithStoreSchema would store under "ARROW:schema".
+type layoutSchema struct {
+	arrow     *arrow.Schema
+	parquet   *schema.Schema
+	arrowMeta string
+	err       error
+}
+
+var (
+	schemaMu    sync.Mutex
+	schemaCache = map[rows.Layout]*layoutSchema{}
+)
+
+func schemaFor(l rows.Layout) (*layoutSchema, error) {
+	schemaMu.Lock()
+	defer schemaMu.Unlock()
+	if s := schemaCache[l]; s != nil {
+		return s, s.err
+	}
+	s := &layoutSchema{arrow: Schema(l)}
+	s.parquet, s.err = pqarrow.ToParquet(s.arrow, parquet.NewWriterProperties(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if s.err == nil {
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(s.arrow))
+		s.err = w.Close()
+		s.arrowMeta = base64.StdEncoding.EncodeToString(buf.Bytes())
+	}
+	schemaCache[l] = s
+	return s, s.err
+}
+
 // FileWriter writes rows of one layout and symbol to a Parquet stream in
 // row groups of exactly Options.RowGroupRows rows (the last one may be
 // shorter), whatever the sizes of the WriteRows calls: the output bytes
 // depend only on the rows.
+//
+// It drives arrow-go's low-level column writers directly from the row
+// buffer's columns (no Arrow arrays in between): each row group is one
+// WriteBatch call per column, so page cuts, dictionaries and statistics
+// are a function of the row group's rows.
 type FileWriter struct {
 	layout  rows.Layout
-	symbol  string
+	symbol  parquet.ByteArray
 	opts    Options
-	schema  *arrow.Schema
-	fw      *pqarrow.FileWriter
+	schema  *layoutSchema
+	fw      *file.Writer
 	pending rows.Rows
-	b       *array.RecordBuilder
 
 	rows             int64
 	firstID, lastID  int64
-	scratchOff       []int32
-	scratchValid     []bool
-	scratchStrs      []string
-	scratchTsValid   []bool
 	closed, haveRows bool
+	scratch          []byte // decompression buffer of version 1 chunks
+
+	// scratch, reused across row groups
+	def, rep []int16 // list levels (shared by prices and sizes)
+	optDef   []int16 // nullable scalar columns
+	optI64   []int64
+	optI32   []int32
+	symbols  []parquet.ByteArray
 }
 
 // NewFileWriter starts a Parquet stream on w. w must not be an io.Closer
@@ -162,46 +225,76 @@ func NewFileWriter(w io.Writer, l rows.Layout, symbol string, opts Options) (*Fi
 	if opts.RowGroupRows <= 0 {
 		return nil, fmt.Errorf("parquet writer: row group rows %d", opts.RowGroupRows)
 	}
-	schema := Schema(l)
-	mem := opts.mem()
-	fw, err := pqarrow.NewFileWriter(schema, w, opts.props(schema), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem)))
+	ls, err := schemaFor(l)
+	if err != nil {
+		return nil, fmt.Errorf("parquet schema: %w", err)
+	}
+	meta := metadata.NewKeyValueMetadata()
+	if err := meta.Append("ARROW:schema", ls.arrowMeta); err != nil {
+		return nil, fmt.Errorf("parquet metadata: %w", err)
+	}
+	fw, err := file.NewParquetWriterWithError(w, ls.parquet.Root(), file.WithWriterProps(opts.props(ls.arrow)), file.WithWriteMetadata(meta))
 	if err != nil {
 		return nil, fmt.Errorf("parquet writer: %w", err)
 	}
-	return &FileWriter{layout: l, symbol: symbol, opts: opts, schema: schema, fw: fw, b: array.NewRecordBuilder(mem, schema)}, nil
+	return &FileWriter{layout: l, symbol: parquet.ByteArray(symbol), opts: opts, schema: ls, fw: fw}, nil
 }
 
-// NoClose hides the Close method of a writer, so that
-// pqarrow.FileWriter.Close does not close a file the caller must still
-// fsync.
+// NoClose hides the Close method of a writer, so that the Parquet
+// writer's Close does not close a file the caller must still fsync.
 type NoClose struct{ W io.Writer }
 
 func (n NoClose) Write(p []byte) (int, error) { return n.W.Write(p) }
 
 // WriteRows appends rows [from, to) of r.
 func (w *FileWriter) WriteRows(r *rows.Rows, from, to int) error {
+	if w.closed {
+		return errors.New("parquet writer: closed")
+	}
 	for i := from; i < to; i++ {
 		w.track(r, i)
 	}
 	rg := w.opts.RowGroupRows
-	for from < to {
-		if w.pending.N == 0 && to-from >= rg {
-			// A whole row group straight from the source.
-			if err := w.writeGroup(r, from, from+rg); err != nil {
-				return err
-			}
-			from += rg
-			continue
+	for w.pending.N == 0 && to-from >= rg {
+		// A whole row group straight from the source.
+		if err := w.writeGroup(r, from, from+rg); err != nil {
+			return err
 		}
-		n := min(rg-w.pending.N, to-from)
-		w.pending.AppendRows(r, from, from+n)
-		from += n
-		if w.pending.N == rg {
-			if err := w.flushPending(); err != nil {
-				return err
-			}
-		}
+		from += rg
 	}
+	w.pending.AppendRows(r, from, to)
+	return w.flushFull()
+}
+
+// WriteChunk appends the rows of an encoded chunk (rows.AppendChunk),
+// decoding it straight into the pending row group.
+func (w *FileWriter) WriteChunk(chunk []byte) error {
+	if w.closed {
+		return errors.New("parquet writer: closed")
+	}
+	n0 := w.pending.N
+	var err error
+	if w.scratch, err = w.pending.DecodeChunk(chunk, w.scratch); err != nil {
+		return err
+	}
+	for i := n0; i < w.pending.N; i++ {
+		w.track(&w.pending, i)
+	}
+	return w.flushFull()
+}
+
+// flushFull writes every complete row group of the pending rows and
+// keeps the rest.
+func (w *FileWriter) flushFull() error {
+	rg := w.opts.RowGroupRows
+	from := 0
+	for w.pending.N-from >= rg {
+		if err := w.writeGroup(&w.pending, from, from+rg); err != nil {
+			return err
+		}
+		from += rg
+	}
+	w.pending.Discard(from)
 	return nil
 }
 
@@ -237,12 +330,11 @@ func (w *FileWriter) Close(m Meta) error {
 	if w.closed {
 		return errors.New("parquet writer: closed twice")
 	}
-	w.closed = true
-	defer w.b.Release()
 	if err := w.flushPending(); err != nil {
-		_ = w.fw.Close()
+		w.Abort()
 		return err
 	}
+	w.closed = true
 	kv := [][2]string{
 		{KeySchemaVersion, SchemaVersion},
 		{KeyProducer, m.Producer},
@@ -278,112 +370,174 @@ func (w *FileWriter) Abort() {
 		return
 	}
 	w.closed = true
-	w.b.Release()
 	_ = w.fw.Close()
 }
 
-// writeGroup writes rows [from, to) of r as one row group.
+// writeGroup writes rows [from, to) of r as one row group: one
+// WriteBatch per column, in schema order.
 func (w *FileWriter) writeGroup(r *rows.Rows, from, to int) error {
-	rec := w.buildRecord(r, from, to)
-	defer rec.Release()
-	if err := w.fw.Write(rec); err != nil {
-		return fmt.Errorf("parquet write row group: %w", err)
+	rg, err := w.fw.AppendRowGroupChecked()
+	if err != nil {
+		return fmt.Errorf("parquet row group: %w", err)
+	}
+	n := to - from
+	listsReady := [2]bool{}
+	for _, f := range w.schema.arrow.Fields() {
+		cw, err := rg.NextColumn()
+		if err != nil {
+			return fmt.Errorf("parquet column %s: %w", f.Name, err)
+		}
+		switch f.Name {
+		case ColRequestTime:
+			err = w.writeOptInt64(cw, r.ReqUs[from:to])
+		case ColReceivedTime:
+			err = writeInt64(cw, r.RecvUs[from:to])
+		case ColEventTime:
+			if len(r.EventUs) == 0 {
+				err = w.writeNulls(cw, n)
+			} else {
+				err = writeInt64(cw, r.EventUs[from:to])
+			}
+		case ColTransactionTime:
+			err = writeInt64(cw, r.TxUs[from:to])
+		case ColSymbol:
+			err = w.writeSymbol(cw, n)
+		case ColFirstUpdateID:
+			if len(r.First) == 0 {
+				err = w.writeNulls(cw, n)
+			} else {
+				err = writeInt64(cw, r.First[from:to])
+			}
+		case ColFinalUpdateID:
+			err = writeInt64(cw, r.Final[from:to])
+		case ColPrevFinalID:
+			err = writeInt64(cw, r.Prev[from:to])
+		case ColLastUpdateID:
+			err = writeInt64(cw, r.Last[from:to])
+		case ColLimit:
+			err = w.writeOptInt32(cw, r.Limit[from:to])
+		case ColBidPrices, ColBidSizes:
+			if !listsReady[0] {
+				w.listLevels(cw, r.BidOff, from, to)
+				listsReady[0], listsReady[1] = true, false
+			}
+			vals := r.BidPx
+			if f.Name == ColBidSizes {
+				vals = r.BidQty
+			}
+			err = w.writeList(cw, vals[r.BidOff[from]:r.BidOff[to]])
+		case ColAskPrices, ColAskSizes:
+			if !listsReady[1] {
+				w.listLevels(cw, r.AskOff, from, to)
+				listsReady[0], listsReady[1] = false, true
+			}
+			vals := r.AskPx
+			if f.Name == ColAskSizes {
+				vals = r.AskQty
+			}
+			err = w.writeList(cw, vals[r.AskOff[from]:r.AskOff[to]])
+		default:
+			err = fmt.Errorf("no writer for column %s", f.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("parquet column %s: %w", f.Name, err)
+		}
+	}
+	if err := rg.Close(); err != nil {
+		return fmt.Errorf("parquet row group: %w", err)
 	}
 	return nil
 }
 
-func asTimestamps(v []int64) []arrow.Timestamp {
-	if len(v) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*arrow.Timestamp)(unsafe.Pointer(&v[0])), len(v))
+func writeInt64(cw file.ColumnChunkWriter, vals []int64) error {
+	_, err := cw.(*file.Int64ColumnChunkWriter).WriteBatch(vals, nil, nil)
+	return err
 }
 
-func (w *FileWriter) trueValid(n int) []bool {
-	if cap(w.scratchValid) < n {
-		w.scratchValid = make([]bool, n)
-		for i := range w.scratchValid {
-			w.scratchValid[i] = true
+// writeOptInt64 writes a nullable column where 0 means null.
+func (w *FileWriter) writeOptInt64(cw file.ColumnChunkWriter, vals []int64) error {
+	def, dense := w.optDef[:0], w.optI64[:0]
+	for _, v := range vals {
+		if v == 0 {
+			def = append(def, 0)
+			continue
+		}
+		def = append(def, 1)
+		dense = append(dense, v)
+	}
+	w.optDef, w.optI64 = def, dense
+	_, err := cw.(*file.Int64ColumnChunkWriter).WriteBatch(dense, def, nil)
+	return err
+}
+
+// writeOptInt32 writes a nullable int32 column where 0 means null.
+func (w *FileWriter) writeOptInt32(cw file.ColumnChunkWriter, vals []int32) error {
+	def, dense := w.optDef[:0], w.optI32[:0]
+	for _, v := range vals {
+		if v == 0 {
+			def = append(def, 0)
+			continue
+		}
+		def = append(def, 1)
+		dense = append(dense, v)
+	}
+	w.optDef, w.optI32 = def, dense
+	_, err := cw.(*file.Int32ColumnChunkWriter).WriteBatch(dense, def, nil)
+	return err
+}
+
+// writeNulls writes n nulls to a nullable column.
+func (w *FileWriter) writeNulls(cw file.ColumnChunkWriter, n int) error {
+	def := w.optDef[:0]
+	for range n {
+		def = append(def, 0)
+	}
+	w.optDef = def
+	var err error
+	switch c := cw.(type) {
+	case *file.Int64ColumnChunkWriter:
+		_, err = c.WriteBatch(nil, def, nil)
+	case *file.Int32ColumnChunkWriter:
+		_, err = c.WriteBatch(nil, def, nil)
+	default:
+		err = fmt.Errorf("nulls for %T", cw)
+	}
+	return err
+}
+
+func (w *FileWriter) writeSymbol(cw file.ColumnChunkWriter, n int) error {
+	if len(w.symbols) < n {
+		w.symbols = make([]parquet.ByteArray, n)
+		for i := range w.symbols {
+			w.symbols[i] = w.symbol
 		}
 	}
-	return w.scratchValid[:n]
+	_, err := cw.(*file.ByteArrayColumnChunkWriter).WriteBatch(w.symbols[:n], nil, nil)
+	return err
 }
 
-// buildRecord builds an Arrow record of rows [from, to) of r.
-func (w *FileWriter) buildRecord(r *rows.Rows, from, to int) arrow.RecordBatch {
-	n := to - from
-	for i, f := range w.schema.Fields() {
-		fb := w.b.Field(i)
-		switch f.Name {
-		case ColRequestTime:
-			vals := r.ReqUs[from:to]
-			valid := w.scratchTsValid[:0]
-			for _, v := range vals {
-				valid = append(valid, v != 0)
-			}
-			w.scratchTsValid = valid
-			fb.(*array.TimestampBuilder).AppendValues(asTimestamps(vals), valid)
-		case ColReceivedTime:
-			fb.(*array.TimestampBuilder).AppendValues(asTimestamps(r.RecvUs[from:to]), nil)
-		case ColEventTime:
-			if len(r.EventUs) == 0 {
-				fb.AppendNulls(n)
-			} else {
-				fb.(*array.TimestampBuilder).AppendValues(asTimestamps(r.EventUs[from:to]), nil)
-			}
-		case ColTransactionTime:
-			fb.(*array.TimestampBuilder).AppendValues(asTimestamps(r.TxUs[from:to]), nil)
-		case ColSymbol:
-			if cap(w.scratchStrs) < n {
-				w.scratchStrs = make([]string, n)
-			}
-			s := w.scratchStrs[:n]
-			for i := range s {
-				s[i] = w.symbol
-			}
-			fb.(*array.StringBuilder).AppendValues(s, nil)
-		case ColFirstUpdateID:
-			if len(r.First) == 0 {
-				fb.AppendNulls(n)
-			} else {
-				fb.(*array.Int64Builder).AppendValues(r.First[from:to], nil)
-			}
-		case ColFinalUpdateID:
-			fb.(*array.Int64Builder).AppendValues(r.Final[from:to], nil)
-		case ColPrevFinalID:
-			fb.(*array.Int64Builder).AppendValues(r.Prev[from:to], nil)
-		case ColLastUpdateID:
-			fb.(*array.Int64Builder).AppendValues(r.Last[from:to], nil)
-		case ColLimit:
-			vals := r.Limit[from:to]
-			valid := w.scratchTsValid[:0]
-			for _, v := range vals {
-				valid = append(valid, v != 0)
-			}
-			w.scratchTsValid = valid
-			fb.(*array.Int32Builder).AppendValues(vals, valid)
-		case ColBidPrices:
-			w.appendList(fb, r.BidOff, r.BidPx, from, to)
-		case ColBidSizes:
-			w.appendList(fb, r.BidOff, r.BidQty, from, to)
-		case ColAskPrices:
-			w.appendList(fb, r.AskOff, r.AskPx, from, to)
-		case ColAskSizes:
-			w.appendList(fb, r.AskOff, r.AskQty, from, to)
+// listLevels fills the definition and repetition levels of rows
+// [from, to) of a list column with offsets off: an empty list is one
+// level (def 0), each element of a list is one level (def max: present,
+// not null), the first of a row with rep 0.
+func (w *FileWriter) listLevels(cw file.ColumnChunkWriter, off []int32, from, to int) {
+	maxDef := cw.Descr().MaxDefinitionLevel()
+	def, rep := w.def[:0], w.rep[:0]
+	for i := from; i < to; i++ {
+		k := int(off[i+1] - off[i])
+		if k == 0 {
+			def, rep = append(def, 0), append(rep, 0)
+			continue
+		}
+		def, rep = append(def, maxDef), append(rep, 0)
+		for j := 1; j < k; j++ {
+			def, rep = append(def, maxDef), append(rep, 1)
 		}
 	}
-	return w.b.NewRecordBatch()
+	w.def, w.rep = def, rep
 }
 
-func (w *FileWriter) appendList(fb array.Builder, off []int32, vals []float64, from, to int) {
-	lb := fb.(*array.ListBuilder)
-	vb := lb.ValueBuilder().(*array.Float64Builder)
-	base := int32(vb.Len()) - off[from]
-	o := w.scratchOff[:0]
-	for _, x := range off[from:to] {
-		o = append(o, x+base)
-	}
-	w.scratchOff = o
-	lb.AppendValues(o, w.trueValid(to-from))
-	vb.AppendValues(vals[off[from]:off[to]], nil)
+func (w *FileWriter) writeList(cw file.ColumnChunkWriter, vals []float64) error {
+	_, err := cw.(*file.Float64ColumnChunkWriter).WriteBatch(vals, w.def, w.rep)
+	return err
 }

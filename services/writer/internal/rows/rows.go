@@ -1,7 +1,7 @@
 // Package rows holds the writer's in-memory row buffer: one exchange event
 // per row, stored column-wise in plain Go slices so that appending a
-// decoded event allocates nothing in steady state, and encoded into
-// compact, compressed chunks for checkpoints and part files.
+// decoded event allocates nothing in steady state, and encoded into raw
+// columnar chunks (chunk.go) for checkpoints and part files.
 //
 // Which columns a buffer uses depends on its Layout (market and kind); see
 // SCHEMA.md for the Parquet columns each layout becomes.
@@ -146,6 +146,42 @@ func (r *Rows) AppendRows(src *Rows, from, to int) {
 	r.BidOff, r.BidPx, r.BidQty = appendLists(r.N, r.BidOff, r.BidPx, r.BidQty, src.BidOff, src.BidPx, src.BidQty, from, to)
 	r.AskOff, r.AskPx, r.AskQty = appendLists(r.N, r.AskOff, r.AskPx, r.AskQty, src.AskOff, src.AskPx, src.AskQty, from, to)
 	r.N += to - from
+}
+
+// Discard removes the first n rows, keeping the capacity.
+func (r *Rows) Discard(n int) {
+	if n <= 0 {
+		return
+	}
+	if n >= r.N {
+		r.Reset()
+		return
+	}
+	cut := func(s []int64) []int64 {
+		if len(s) == 0 {
+			return s
+		}
+		return s[:copy(s, s[n:])]
+	}
+	r.RecvUs, r.ReqUs, r.EventUs, r.TxUs = cut(r.RecvUs), cut(r.ReqUs), cut(r.EventUs), cut(r.TxUs)
+	r.First, r.Final, r.Prev, r.Last = cut(r.First), cut(r.Final), cut(r.Prev), cut(r.Last)
+	if len(r.Limit) > 0 {
+		r.Limit = r.Limit[:copy(r.Limit, r.Limit[n:])]
+	}
+	r.BidOff, r.BidPx, r.BidQty = discardList(r.BidOff, r.BidPx, r.BidQty, n)
+	r.AskOff, r.AskPx, r.AskQty = discardList(r.AskOff, r.AskPx, r.AskQty, n)
+	r.N -= n
+}
+
+func discardList(off []int32, px, qty []float64, n int) ([]int32, []float64, []float64) {
+	k := off[n]
+	px = px[:copy(px, px[k:])]
+	qty = qty[:copy(qty, qty[k:])]
+	off = off[:copy(off, off[n:])]
+	for i := range off {
+		off[i] -= k
+	}
+	return off, px, qty
 }
 
 func appendLists(n int, off []int32, px, qty []float64, soff []int32, spx, sqty []float64, from, to int) ([]int32, []float64, []float64) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -117,6 +118,10 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("stream %s info: %w", md.StreamMarketData, err)
+	}
+	if err := checkStream(filepath.Join(w.cfg.DataDir, ".writer", w.shard), info, c.LastSeq()); err != nil {
+		c.Close()
+		return nil, err
 	}
 	if s := c.LastSeq(); s > 0 && info.State.FirstSeq > s+1 {
 		w.log.Error("messages aged out of MARKETDATA before the writer processed them",

@@ -1,0 +1,322 @@
+package spotws_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/depthcap/depthcap/pkg/binance"
+	"github.com/depthcap/depthcap/pkg/bus"
+	"github.com/depthcap/depthcap/pkg/envelope"
+	"github.com/depthcap/depthcap/pkg/frames"
+	"github.com/depthcap/depthcap/pkg/ingest"
+	"github.com/depthcap/depthcap/pkg/md"
+	"github.com/depthcap/depthcap/pkg/recording"
+	binancesim "github.com/depthcap/depthcap/services/binance-sim"
+)
+
+// benchSymbols is how many copies of the real ETHUSDT diff stream the
+// throughput benchmark replays (6,470 frames each).
+const benchSymbols = 20
+
+// benchInput writes a recording of benchSymbols symbols, each carrying
+// the real spot ETHUSDT diff@100ms frames (renamed), interleaved in time,
+// and returns its path and the frames as published by ingest: subject,
+// envelope bytes and dedup id (built with frames.Builder like ingest).
+func benchInput(b *testing.B) (string, []rawMsg) {
+	b.Helper()
+	src, err := recording.ReadAll(filepath.Join(testdataDir(b), "spot_ethusdt_2024-08-08T2354.rec.gz"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var diffs []recording.Frame
+	for _, f := range src {
+		if bytes.HasPrefix(f.JSON, []byte(`{"stream":"ethusdt@depth@100ms"`)) {
+			diffs = append(diffs, f)
+		}
+	}
+	path := filepath.Join(b.TempDir(), "spot_bench.rec.gz")
+	out, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zw := gzip.NewWriter(out)
+	builder := frames.NewBuilder(md.Spot, "bench")
+	var msgs []rawMsg
+	var h binance.Header
+	var env envelope.Envelope
+	for _, f := range diffs {
+		for k := range benchSymbols {
+			sym := fmt.Sprintf("E%02dUSDT", k)
+			js := strings.ReplaceAll(string(f.JSON), "ethusdt", strings.ToLower(sym))
+			js = strings.ReplaceAll(js, "ETHUSDT", sym)
+			fmt.Fprintf(zw, "%d %s\n", f.RecvNs+int64(k), js)
+			if err := builder.Build([]byte(js), f.RecvNs, &h, &env); err != nil {
+				b.Fatal(err)
+			}
+			data := env.AppendMarshal(nil)
+			id, err := env.AppendMsgID(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs = append(msgs, rawMsg{subject: md.Subject(md.Spot, md.Diff, sym), data: data, id: string(id)})
+		}
+	}
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path, msgs
+}
+
+type rawMsg struct {
+	subject string
+	data    []byte
+	id      string
+}
+
+// embedded starts an embedded JetStream (in-process client, as in the
+// all-in-one binary) with the MARKETDATA streams.
+func embedded(b *testing.B, extra ...nats.Option) *bus.Conn {
+	b.Helper()
+	cfg := ingest.DefaultConfig()
+	cfg.EmbeddedListen = "none"
+	conn, err := bus.Connect(context.Background(), cfg.BusConfig, b.TempDir(), "bench", zap.NewNop(), extra...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(conn.Close)
+	if err := bus.EnsureStreams(context.Background(), conn.JS, cfg.StreamConfig); err != nil {
+		b.Fatal(err)
+	}
+	return conn
+}
+
+// waitStored waits until MARKETDATA holds n messages and returns when the
+// first and the last were stored.
+func waitStored(b *testing.B, js jetstream.JetStream, n uint64) (time.Time, time.Time) {
+	b.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, md.StreamMarketData)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if info.State.Msgs >= n {
+			return info.State.FirstTime, info.State.LastTime
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d messages stored after 5 minutes", info.State.Msgs, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// cpuTime is the CPU time (user + system) this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// result is one run: frames per wall second and CPU per frame (the whole
+// process: JetStream server, client, and for ingest the simulator too).
+type result struct {
+	fps      float64
+	cpuFrame time.Duration
+}
+
+// rawPublish publishes msgs with async JetStream publishing (with or
+// without Nats-Msg-Id), from the first publish call to the last ack.
+func rawPublish(b *testing.B, msgs []rawMsg, withID bool) result {
+	b.Helper()
+	conn := embedded(b)
+	js, err := jetstream.New(conn.NC, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	cpu0, start := cpuTime(b), time.Now()
+	for _, m := range msgs {
+		nm := &nats.Msg{Subject: m.subject, Data: m.data, Header: nats.Header{}}
+		if withID {
+			nm.Header.Set(jetstream.MsgIDHeader, m.id)
+		}
+		for {
+			_, err := js.PublishMsgAsync(nm)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				b.Fatal(err)
+			}
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		b.Fatal("raw publish not complete")
+	}
+	el, cpu := time.Since(start), cpuTime(b)-cpu0
+	waitStored(b, conn.JS, uint64(len(msgs)))
+	return result{float64(len(msgs)) / el.Seconds(), cpu / time.Duration(len(msgs))}
+}
+
+// ingestRun replays the recording through binance-sim (SIM_SPEED=0: as
+// fast as the client reads) into one spot ingest engine publishing to an
+// embedded JetStream: frames per second from the first frame stored to
+// the last one stored.
+func ingestRun(b *testing.B, path string, n int) result {
+	b.Helper()
+	sim := startSim(b, func(c *binancesim.Config) {
+		c.Mode = binancesim.ModeReplay
+		c.Replay = []string{path}
+		c.Speed = 0
+	})
+	conn := embedded(b, ingest.NATSOptions()...)
+	runtime.GC()
+	if p := os.Getenv("INGEST_BENCH_CPUPROFILE"); p != "" { // profile the ingest run only
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	cpu0 := cpuTime(b)
+	in := startIngest(b, sim, ingestOpts{market: md.Spot, conn: conn, symbols: "all", mut: func(c *ingest.Config) {
+		c.PartialLevels = 0
+		// The replay sends as fast as ingest reads, faster than JetStream
+		// stores; the buffer holds the whole input so that nothing is
+		// dropped and the measure is the sustained publish rate.
+		c.PublishBufferBytes = 2 << 30
+	}})
+	first, last := waitStored(b, conn.JS, uint64(n))
+	cpu := cpuTime(b) - cpu0
+	el := last.Sub(first)
+	if d := in.metric("depthcap_ingest_dropped_total", nil); d != 0 {
+		b.Fatalf("%v frames dropped", d)
+	}
+	if err := in.stop(); err != nil {
+		b.Fatal(err)
+	}
+	return result{float64(n) / el.Seconds(), cpu / time.Duration(n)}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// BenchmarkThroughput measures frames per second through one ingest
+// instance (binance-sim replay at full speed → websocket → ingest →
+// embedded JetStream, file store, Nats-Msg-Id dedup) against raw
+// JetStream async publishing of the same envelope bytes with the same
+// Nats-Msg-Id in the same run (and without ids). 129,400 real spot diff
+// frames (20 renamed copies of the ETHUSDT recording). Run with
+// -benchtime=1x. Each iteration alternates three raw and three ingest
+// runs and reports medians (a shared machine makes single runs noisy),
+// plus one raw run without ids, and the process CPU per frame of each.
+func BenchmarkThroughput(b *testing.B) {
+	path, msgs := benchInput(b)
+	for range b.N {
+		var raw, ing, ratio, rawCPU, ingCPU []float64
+		for range 3 {
+			r := rawPublish(b, msgs, true)
+			i := ingestRun(b, path, len(msgs))
+			raw, ing, ratio = append(raw, r.fps), append(ing, i.fps), append(ratio, i.fps/r.fps)
+			rawCPU, ingCPU = append(rawCPU, float64(r.cpuFrame.Nanoseconds())), append(ingCPU, float64(i.cpuFrame.Nanoseconds()))
+			b.Logf("pair: raw %.0f frames/s (%v CPU/frame), ingest %.0f frames/s (%v CPU/frame), ratio %.3f", r.fps, r.cpuFrame, i.fps, i.cpuFrame, i.fps/r.fps)
+		}
+		noID := rawPublish(b, msgs, false)
+		b.ReportMetric(median(ing), "ingest-frames/s")
+		b.ReportMetric(median(raw), "raw-frames/s")
+		b.ReportMetric(noID.fps, "raw-noid-frames/s")
+		b.ReportMetric(median(ratio), "ingest/raw")
+		b.ReportMetric(median(ingCPU)/1e3, "ingest-cpu-us/frame")
+		b.ReportMetric(median(rawCPU)/1e3, "raw-cpu-us/frame")
+		b.ReportMetric(float64(noID.cpuFrame.Nanoseconds())/1e3, "raw-noid-cpu-us/frame")
+	}
+}
+
+// BenchmarkIngestThroughput is the ingest half of BenchmarkThroughput on
+// its own, for profiling (-cpuprofile).
+func BenchmarkIngestThroughput(b *testing.B) {
+	path, msgs := benchInput(b)
+	for range b.N {
+		r := ingestRun(b, path, len(msgs))
+		b.ReportMetric(r.fps, "ingest-frames/s")
+		b.ReportMetric(float64(r.cpuFrame.Nanoseconds())/1e3, "ingest-cpu-us/frame")
+	}
+}
+
+// publisherRun pushes the prebuilt messages through bus.Publisher alone
+// (no websocket, no simulator): the publish stage ingest is built on.
+func publisherRun(b *testing.B, msgs []rawMsg) result {
+	b.Helper()
+	conn := embedded(b, ingest.NATSOptions()...)
+	p, err := bus.NewPublisher(conn.NC, bus.PublisherConfig{MaxBytes: 2 << 30}, nil, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	cpu0, start := cpuTime(b), time.Now()
+	for _, m := range msgs {
+		bm := p.NewMsg()
+		bm.Buf = append(append(bm.Buf[:0], m.data...), m.id...)
+		bm.Set(m.subject, len(m.data))
+		if err := p.Enqueue(bm); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	el, cpu := time.Since(start), cpuTime(b)-cpu0
+	return result{float64(len(msgs)) / el.Seconds(), cpu / time.Duration(len(msgs))}
+}
+
+// BenchmarkPublisherVsRaw compares bus.Publisher alone (the publish
+// stage ingest must use) with raw async publishing of the same messages
+// and ids, alternating three times: it separates the publisher's share
+// of BenchmarkThroughput's gap from the websocket and frame path's.
+func BenchmarkPublisherVsRaw(b *testing.B) {
+	_, msgs := benchInput(b)
+	for range b.N {
+		var ratio []float64
+		for range 3 {
+			r := rawPublish(b, msgs, true)
+			p := publisherRun(b, msgs)
+			ratio = append(ratio, p.fps/r.fps)
+			b.Logf("raw %.0f frames/s (%v CPU/frame), bus.Publisher %.0f frames/s (%v CPU/frame)", r.fps, r.cpuFrame, p.fps, p.cpuFrame)
+		}
+		b.ReportMetric(median(ratio), "publisher/raw")
+	}
+}

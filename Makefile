@@ -74,5 +74,8 @@ run: $(DEPTHCAP) ## the whole pipeline in one process against Binance (DATA_DIR,
 demo: $(DEPTHCAP) ## the same, offline, against the embedded binance-sim (REPLAY=file.rec.gz, DEMO_FAULTS=1)
 	$(DEPTHCAP) demo
 
+interop: $(DEPTHCAP) ## nodejs-polars and DuckDB read imported recordings: rows, types, values vs raw frames and vs each other (needs node >= 20, npm)
+	DEPTHCAP=$(DEPTHCAP) bash services/writer/interop/run.sh
+
 clean:
 	rm -rf $(BIN)

@@ -74,6 +74,9 @@ run: $(DEPTHCAP) ## the whole pipeline in one process against Binance (DATA_DIR,
 demo: $(DEPTHCAP) ## the same, offline, against the embedded binance-sim (REPLAY=file.rec.gz, DEMO_FAULTS=1)
 	$(DEPTHCAP) demo
 
+e2e: ## end-to-end: every service as its own process under drops, skips, writer kill -9, NATS restart, S3 outage
+	cd services/depthcap && $(GO) test -tags e2e -count=1 -timeout 15m -v -run TestE2E ./e2e/
+
 interop: $(DEPTHCAP) ## nodejs-polars and DuckDB read imported recordings: rows, types, values vs raw frames and vs each other (needs node >= 20, npm)
 	DEPTHCAP=$(DEPTHCAP) bash services/writer/interop/run.sh
 

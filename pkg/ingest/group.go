@@ -14,8 +14,9 @@ import (
 const (
 	// minOverlap is how long both connections of a rotation stay open
 	// after the new one's subscription was confirmed, at least, so that
-	// frames the old one still had in flight are read.
-	minOverlap = time.Second
+	// frames the old one still had in flight are read (streams with held
+	// frames wait for the old connection to catch up anyway).
+	minOverlap = 500 * time.Millisecond
 	// maxCatchUp bounds the wait for the old connection to deliver what
 	// precedes the new one's held frames.
 	maxCatchUp = 5 * time.Second

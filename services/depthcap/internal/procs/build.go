@@ -1,0 +1,205 @@
+package procs
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/depthcap/depthcap/pkg/bus/bustest"
+)
+
+// RepoRoot finds the repository root (the directory holding go.work)
+// above the working directory, or above this source file.
+func RepoRoot() (string, error) {
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		starts = append(starts, filepath.Dir(file))
+	}
+	for _, dir := range starts {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+				return dir, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", fmt.Errorf("no go.work above the working directory or %s", "internal/procs")
+}
+
+// Binaries are the paths of built executables by name.
+type Binaries map[string]string
+
+// BuildServices builds the named services (services/<name>/cmd/<name>) of
+// the workspace with one `go build` into dir and returns their paths. The
+// Go build cache makes a rebuild of unchanged code a link step.
+func BuildServices(tb testing.TB, dir string, names ...string) Binaries {
+	tb.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		tb.Fatalf("procs: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatalf("procs: %v", err)
+	}
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	out := Binaries{}
+	for _, n := range names {
+		args = append(args, "./services/"+n+"/cmd/"+n)
+		out[n] = filepath.Join(dir, n)
+	}
+	start := time.Now()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("procs: go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	tb.Logf("procs: built %s in %s", strings.Join(names, ", "), time.Since(start).Round(10*time.Millisecond))
+	return out
+}
+
+// NATSServerBinary is the nats-server of the version pinned in pkg/go.mod
+// (built once per machine by bustest and cached in the user cache dir).
+func NATSServerBinary(tb testing.TB) string {
+	tb.Helper()
+	return bustest.NATSServerBinary(tb)
+}
+
+const versitygwModule = "github.com/versity/versitygw"
+
+var (
+	vgwOnce sync.Once
+	vgwPath string
+	vgwErr  error
+)
+
+// VersityGWBinary returns the versitygw binary of the version pinned in
+// .ci/s3/go.mod, building it on first use (minutes cold) and caching it as
+// <user cache>/depthcap-test/versitygw-<version>, the same file the
+// uploader's tests use; a file lock keeps parallel builds apart.
+func VersityGWBinary(tb testing.TB) string {
+	tb.Helper()
+	vgwOnce.Do(func() { vgwPath, vgwErr = buildVersityGW(tb) })
+	if vgwErr != nil {
+		tb.Fatalf("procs: %v", vgwErr)
+	}
+	return vgwPath
+}
+
+func buildVersityGW(tb testing.TB) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	modDir := filepath.Join(root, ".ci", "s3")
+	version, err := requiredVersion(filepath.Join(modDir, "go.mod"), versitygwModule)
+	if err != nil {
+		return "", err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "depthcap-test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("versitygw cache dir: %w", err)
+	}
+	bin := filepath.Join(dir, "versitygw-"+version)
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	lock, err := os.OpenFile(bin+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("versitygw build lock: %w", err)
+	}
+	defer func() { _ = lock.Close() }()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("versitygw build lock: %w", err)
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	if _, err := os.Stat(bin); err == nil { // built by another process meanwhile
+		return bin, nil
+	}
+	tmp := fmt.Sprintf("%s.tmp%d", bin, os.Getpid())
+	start := time.Now()
+	cmd := exec.Command("go", "-C", modDir, "build", "-o", tmp, versitygwModule+"/cmd/versitygw")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("build versitygw %s in %s: %w\n%s", version, modDir, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", fmt.Errorf("install versitygw: %w", err)
+	}
+	tb.Logf("procs: built versitygw %s in %s", version, time.Since(start).Round(time.Second))
+	return bin, nil
+}
+
+// requiredVersion reads module's version from a go.mod.
+func requiredVersion(gomod, module string) (string, error) {
+	b, err := os.ReadFile(gomod)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", gomod, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == module {
+			return f[1], nil
+		}
+		if len(f) >= 3 && f[0] == "require" && f[1] == module {
+			return f[2], nil
+		}
+	}
+	return "", fmt.Errorf("%s does not require %s", gomod, module)
+}
+
+var (
+	portsMu sync.Mutex
+	handed  = map[int]bool{}
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that this process has not handed out before (so that a port given to a
+// process that is down for a while is not given to another).
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("procs: free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !handed[port] {
+			handed[port] = true
+			return port
+		}
+	}
+	tb.Fatal("procs: no new free port after 100 tries")
+	return 0
+}
+
+// Addr is "127.0.0.1:<FreePort>".
+func Addr(tb testing.TB) string {
+	tb.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(tb))
+}

@@ -210,7 +210,7 @@ func Run(ctx context.Context, c Config, s Services, demo bool, env svc.Env) erro
 		zap.Bool("demo", demo), zap.Bool("uploader", up != nil), zap.Duration("duration", c.Duration))
 
 	var replayDone <-chan struct{}
-	if sim != nil && s.Sim.Mode == "replay" {
+	if sim != nil && sim.Config().Mode == binancesim.ModeReplay {
 		replayDone = sim.ReplayDone()
 	}
 	progress := newProgress(env.Registry)

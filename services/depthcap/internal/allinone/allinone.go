@@ -230,7 +230,10 @@ loop:
 			runErr = err
 			break loop
 		case <-replayDone:
-			log.Info("replay finished: stopping once everything is written")
+			// The sim has handed the last frame to its sockets; wait until
+			// the collectors have read everything before stopping them.
+			log.Info("replay finished: stopping once everything is received and written")
+			waitQuiet(ctx, env.Registry, "depthcap_ingest_frames_total", time.Second, 30*time.Second)
 			replayDone = nil
 			break loop
 		case <-tick:
@@ -294,6 +297,22 @@ func waitCaughtUp(ctx context.Context, conn *bus.Conn, reg *prometheus.Registry,
 		case <-ctx.Done():
 			return fmt.Errorf("writer at %d of %d: %w", uint64(done), last, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitQuiet waits until metric name has not changed for quiet, at most max.
+func waitQuiet(ctx context.Context, reg prometheus.Gatherer, name string, quiet, max time.Duration) {
+	deadline := time.Now().Add(max)
+	last, since := gaugeValue(reg, name), time.Now()
+	for time.Now().Before(deadline) && time.Since(since) < quiet {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if v := gaugeValue(reg, name); v != last {
+			last, since = v, time.Now()
 		}
 	}
 }

@@ -15,9 +15,10 @@
 //     (*GapError, *CrossedError), bounded retention of recent events so that
 //     a snapshot can be loaded at any moment, and CheckPartial for partial
 //     depth frames.
-//   - Verifier: feeds a recorded stream (diffs, snapshots, partials) through
-//     a Syncer and reports gaps, crossings and mismatches; meant for tests on
-//     the recordings.
+//
+// Day-level verification of recorded files (snapshots compared at their own
+// id, partials, the depth rule) lives in the depthcap tool's quality package,
+// built on Book.
 //
 // # Data structure
 //

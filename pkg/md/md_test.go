@@ -83,3 +83,27 @@ func TestKindDir(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSubject checks that subject parsing never panics and that what
+// it accepts round-trips through Subject.
+func FuzzParseSubject(f *testing.F) {
+	for _, s := range []string{"md.binance.spot.diff.BTCUSDT", "md.binance.futures.gap.ETHUSDT.17", "md.binance.spot.diff", "ctl.snapshot.spot.BTCUSDT", "md.binance.spot.diff.币安人生USDT.3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, k, sym, err := ParseSubject(s)
+		if err != nil {
+			return
+		}
+		if !m.Valid() || !k.Valid() || sym == "" {
+			t.Fatalf("ParseSubject(%q) accepted %v %v %q", s, m, k, sym)
+		}
+		if ValidSymbol(sym) {
+			m2, k2, sym2, err := ParseSubject(Subject(m, k, sym))
+			if err != nil || m2 != m || k2 != k || sym2 != sym {
+				t.Fatalf("round trip of %q: %v %v %q %v", s, m2, k2, sym2, err)
+			}
+		}
+		_, _, _ = ParseControlSubject(s)
+	})
+}

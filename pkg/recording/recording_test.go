@@ -69,3 +69,23 @@ func TestMarketFromFileName(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReader checks that the line reader never panics and that every frame
+// it returns came from a line "<ns> <json>" of the input.
+func FuzzReader(f *testing.F) {
+	f.Add("1633998512063356900 {\"stream\":\"x\"}\n")
+	f.Add("\n\n12 {}\n13 {}")
+	f.Add("abc def\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		r := NewReader(strings.NewReader(in))
+		for i := 0; i < 1000; i++ {
+			fr, err := r.Next()
+			if err != nil {
+				return
+			}
+			if !strings.Contains(in, string(fr.JSON)) {
+				t.Fatalf("frame %q is not in the input", fr.JSON)
+			}
+		}
+	})
+}

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/depthcap/depthcap/pkg/md"
 )
 
 func TestParse(t *testing.T) {
@@ -97,4 +99,31 @@ func TestResolve(t *testing.T) {
 	if _, err := bad.Resolve(ctx, Spec{Mode: All}); !errors.Is(err, ErrHTTP) {
 		t.Fatalf("404: err = %v, want ErrHTTP", err)
 	}
+}
+
+// FuzzParse checks that SYMBOLS parsing never panics and only accepts
+// valid symbols and sane counts.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"top:50", "all", "BTCUSDT,ETHUSDT", "top:", ",,", "top:99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spec, err := Parse(s)
+		if err != nil {
+			return
+		}
+		switch spec.Mode {
+		case Top:
+			if spec.N < 1 || spec.N > 5000 {
+				t.Fatalf("Parse(%q) accepted N=%d", s, spec.N)
+			}
+		case List:
+			for _, sym := range spec.Symbols {
+				if !md.ValidSymbol(sym) {
+					t.Fatalf("Parse(%q) accepted symbol %q", s, sym)
+				}
+			}
+		}
+		_, _ = ParseShard(s)
+	})
 }

@@ -150,6 +150,10 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 		return nil, fmt.Errorf("create consumer %s: %w", name, err)
 	}
 	w.cons = cons
+	// The backlog at creation; each message updates it (handle).
+	if ci := cons.CachedInfo(); ci != nil {
+		w.metrics.Lag.Set(float64(ci.NumPending))
+	}
 	it, err := cons.Messages(jetstream.PullMaxBytes(w.cfg.PullMaxBytes))
 	if err != nil {
 		c.Close()
@@ -163,7 +167,7 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 // handle processes one message and checkpoints when memory is over budget.
 // It allocates nothing in steady state (BenchmarkConsume).
 func (w *Writer) handle(ctx context.Context, msg jetstream.Msg) error {
-	seq, storeNs, err := parseAckReply(msg.Reply())
+	seq, storeNs, pending, err := parseAckReply(msg.Reply())
 	if err != nil {
 		return fmt.Errorf("message metadata of %s: %w", msg.Subject(), err)
 	}
@@ -171,6 +175,13 @@ func (w *Writer) handle(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	w.lastMsg, w.lastSeq = msg, seq
+	if pending >= 0 {
+		// The consumer's num_pending when the server delivered this
+		// message: the messages after it, delivered to the client's
+		// buffer since or not yet. nats.go refreshes CachedInfo only on
+		// Info() or creation, never while Messages() runs.
+		w.metrics.Lag.Set(float64(pending))
+	}
 	if w.core.OverBudget() {
 		return w.checkpoint(core.TriggerMemory)
 	}
@@ -230,11 +241,18 @@ func (w *Writer) Finish(ctx context.Context) error {
 // clock (checkpoint interval) and, in Finish, at the consumer.
 const idleWait = 100 * time.Millisecond
 
+// lagRefresh is how often an idle loop asks the server for the consumer's
+// num_pending. While messages flow, each one carries it (handle); when
+// none arrives, only the server can tell a caught-up writer from a
+// consumer that stopped delivering.
+const lagRefresh = 5 * time.Second
+
 // loop reads messages until ctx ends, an error, or done reports true.
 func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done func() (bool, error)) error {
 	lastCkpt := time.Now()
 	ckptSeq := w.core.LastSeq()
-	lagAt := time.Time{}
+	lagAt := time.Now() // start set the gauge from the new consumer's info
+	handled := false    // a message arrived since the last tick
 	// Next waits on a context that ends every idleWait rather than with
 	// NextMaxWait, which starts a timer per call: 15 allocations per
 	// message in the iterator instead of 9.
@@ -249,12 +267,18 @@ func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done fu
 			if err := w.handle(ctx, msg); err != nil {
 				return err
 			}
+			handled = true
 		case tick.ctx.Err() != nil:
 			if ctx.Err() != nil {
 				return nil
 			}
 			tick.restart()
 			wait = jetstream.NextContext(tick.ctx)
+			if !handled && time.Since(lagAt) >= lagRefresh {
+				w.refreshLag(ctx)
+				lagAt = time.Now()
+			}
+			handled = false
 			if done != nil {
 				ok, err := done()
 				if err != nil {
@@ -277,14 +301,21 @@ func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done fu
 			}
 			lastCkpt, ckptSeq = time.Now(), w.core.LastSeq()
 		}
-		if time.Since(lagAt) >= 5*time.Second {
-			if ci := w.cons.CachedInfo(); ci != nil {
-				w.metrics.Lag.Set(float64(ci.NumPending))
-			}
-			lagAt = time.Now()
-		}
 	}
 	return nil
+}
+
+// refreshLag sets the lag gauge from the consumer's info, asked with a
+// short timeout. It runs only when no message arrived in the last tick
+// (up to idleWait), so the client holds no delivered message: num_pending
+// is the whole lag. On error the gauge keeps its value (NATS being
+// unreachable has its own alerts).
+func (w *Writer) refreshLag(ctx context.Context) {
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if info, err := w.cons.Info(ictx); err == nil {
+		w.metrics.Lag.Set(float64(info.NumPending))
+	}
 }
 
 // tickCtx is a context that ends idleWait after its last restart.

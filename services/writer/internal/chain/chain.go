@@ -6,7 +6,10 @@
 // events in stream order, so replay after a crash decides the same way.
 package chain
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Verdict is what to do with an event.
 type Verdict uint8
@@ -295,27 +298,263 @@ func (c *Chain) resolvePending() []Report {
 	return covered
 }
 
-// Recent is the dedup state of a stream without a chain (spot partials,
-// USD-M partials, REST snapshots): the highest ids seen, at least size of
-// them (WRITER_DEDUP_RECENT) and fewer than 2*size.
-type Recent struct {
-	IDs []int64 // sorted ascending, at most the configured size
+// Source table bounds of a Sampled stream.
+const (
+	// MaxSources bounds the sources a stream remembers at once. Past
+	// it, sources no remembered id refers to are dropped; if none can
+	// be, an id is remembered without its source (NoSource), which is
+	// never evidence for a report.
+	MaxSources = 32
+	// NoSource marks an id whose source is not in the table.
+	NoSource = 0xFF
+	// MaxClaims bounds the undecided reports of a stream; past it the
+	// oldest is decided at once with the evidence it has.
+	MaxClaims = 256
+	// MaxPast bounds the decided reports remembered for conflicts.
+	MaxPast = 64
+)
+
+// Sampled is the state of a stream without a chain (spot partials, USD-M
+// partials, REST snapshots). Its frames are samples of the book: ids do
+// not link, so a missing frame cannot be seen in the ids. It keeps:
+//
+//   - the highest ids seen (at least size = WRITER_DEDUP_RECENT of them and
+//     fewer than 2*size), each with the source that delivered it first, to
+//     drop replicas' duplicates and as evidence for gap reports;
+//   - the collectors' gap reports of the stream (claims) until the file
+//     that lists them seals, with the evidence gathered for each;
+//   - the last decided reports, against which a new report is checked for
+//     conflicts.
+//
+// A report of source S over (a, b] says that S received no frame with an
+// id in (a, b] (disconnect: the ids before and after its reconnect;
+// buffer_overflow: the ids it dropped). It is covered, decided when its
+// file seals, iff no other source reported a range overlapping (a, b]
+// and another source either delivered a row with an id in (a, b], or
+// delivered rows with ids <= a and > b (it was connected across the
+// range: every frame sent in it reached it, or it would have reported the
+// loss). Otherwise it stays a gap. Everything is a function of the stream
+// contents in order.
+type Sampled struct {
+	IDs     []int64  // sorted ascending
+	Src     []uint8  // Src[i] is the Sources index of the source of IDs[i], or NoSource
+	Sources []string // source table, at most MaxSources
+	Claims  []Claim  // undecided reports, in stream order
+	Past    []Past   // the last MaxPast decided reports, oldest first
 }
 
-// Observe decides about id and remembers it.
-func (r *Recent) Observe(id int64, size int) Verdict {
-	i, found := slices.BinarySearch(r.IDs, id)
+// Claim is an undecided gap report of a Sampled stream with its evidence.
+type Claim struct {
+	Report
+	File     FileRef // the file whose manifest lists the report
+	Inside   bool    // another source delivered an id in (AfterID, end]
+	Conflict bool    // another source reported an overlapping range
+	Seen     []Seen  // other sources that delivered ids below or above the range
+}
+
+// Seen is what one other source delivered around a claim's range.
+type Seen struct {
+	Source       string
+	Below, Above bool // an id <= AfterID, an id > the range end
+}
+
+// Past is a decided report, kept for conflict checks.
+type Past struct {
+	Source       string
+	AfterID, End int64
+}
+
+// Covered reports whether the claim's range is known complete.
+func (c *Claim) Covered() bool {
+	if c.Conflict {
+		return false
+	}
+	if c.Inside {
+		return true
+	}
+	for _, s := range c.Seen {
+		if s.Below && s.Above {
+			return true
+		}
+	}
+	return false
+}
+
+// observe takes a frame id delivered by source into the claim's evidence.
+func (c *Claim) observe(id int64, source string) {
+	if source == c.Source {
+		return
+	}
+	end := reportEnd(c.Report)
+	if c.AfterID < id && id <= end {
+		c.Inside = true
+		return
+	}
+	i := 0
+	for i < len(c.Seen) && c.Seen[i].Source != source {
+		i++
+	}
+	if i == len(c.Seen) {
+		if len(c.Seen) >= MaxSources {
+			return
+		}
+		c.Seen = append(c.Seen, Seen{Source: source})
+	}
+	if id <= c.AfterID {
+		c.Seen[i].Below = true
+	} else {
+		c.Seen[i].Above = true
+	}
+}
+
+func overlaps(a1, e1, a2, e2 int64) bool { return a1 < e2 && a2 < e1 }
+
+// source returns the table index of name, adding it (a copy) if needed.
+func (s *Sampled) source(name string) uint8 {
+	for i, n := range s.Sources {
+		if n == name {
+			return uint8(i)
+		}
+	}
+	if len(s.Sources) >= MaxSources {
+		s.compact()
+		if len(s.Sources) >= MaxSources {
+			return NoSource
+		}
+	}
+	s.Sources = append(s.Sources, strings.Clone(name))
+	return uint8(len(s.Sources) - 1)
+}
+
+// compact drops the sources no remembered id refers to, keeping the order
+// of the others.
+func (s *Sampled) compact() {
+	var used [MaxSources]bool
+	for _, i := range s.Src {
+		if i != NoSource {
+			used[i] = true
+		}
+	}
+	var remap [MaxSources]uint8
+	kept := s.Sources[:0]
+	for i, n := range s.Sources {
+		if used[i] {
+			remap[i] = uint8(len(kept))
+			kept = append(kept, n)
+		}
+	}
+	clear(s.Sources[len(kept):])
+	s.Sources = kept
+	for j, i := range s.Src {
+		if i != NoSource {
+			s.Src[j] = remap[i]
+		}
+	}
+}
+
+func (s *Sampled) name(i uint8) string {
+	if int(i) < len(s.Sources) {
+		return s.Sources[i]
+	}
+	return ""
+}
+
+// Observe decides about a frame with id delivered by source, remembers it
+// and adds it to the evidence of the open claims. size is the number of
+// ids to remember (WRITER_DEDUP_RECENT).
+func (s *Sampled) Observe(id int64, source string, size int) Verdict {
+	src := s.source(source)
+	if len(s.Claims) > 0 && src != NoSource {
+		for i := range s.Claims {
+			s.Claims[i].observe(id, s.Sources[src])
+		}
+	}
+	i, found := slices.BinarySearch(s.IDs, id)
 	if found {
 		return Duplicate
 	}
-	if len(r.IDs) >= size && i == 0 {
+	if len(s.IDs) >= size && i == 0 {
 		return BeyondHorizon
 	}
-	r.IDs = slices.Insert(r.IDs, i, id)
-	if len(r.IDs) >= 2*size {
+	s.IDs = slices.Insert(s.IDs, i, id)
+	s.Src = slices.Insert(s.Src, i, src)
+	if len(s.IDs) >= 2*size {
 		// Trim in bulk: the set holds size to 2*size-1 ids, and
 		// appending stays amortized O(1) for rising ids.
-		r.IDs = append(r.IDs[:0], r.IDs[len(r.IDs)-size:]...)
+		s.IDs = append(s.IDs[:0], s.IDs[len(s.IDs)-size:]...)
+		s.Src = append(s.Src[:0], s.Src[len(s.Src)-size:]...)
 	}
 	return Append
+}
+
+// Report adds a collector's gap report whose manifest entry goes to file.
+// Its evidence starts with the remembered ids; conflicts are checked
+// against the open claims (both sides) and the past reports. When the
+// claims pass MaxClaims, the oldest is removed and returned, to be
+// decided at once.
+func (s *Sampled) Report(r Report, file FileRef) (evicted *Claim) {
+	c := Claim{Report: r, File: file}
+	for i, id := range s.IDs {
+		if n := s.name(s.Src[i]); n != "" {
+			c.observe(id, n)
+		}
+	}
+	end := reportEnd(r)
+	for i := range s.Claims {
+		o := &s.Claims[i]
+		if o.Source != r.Source && overlaps(r.AfterID, end, o.AfterID, reportEnd(o.Report)) {
+			o.Conflict, c.Conflict = true, true
+		}
+	}
+	for _, p := range s.Past {
+		if p.Source != r.Source && overlaps(r.AfterID, end, p.AfterID, p.End) {
+			c.Conflict = true
+		}
+	}
+	s.Claims = append(s.Claims, c)
+	if len(s.Claims) > MaxClaims {
+		old := s.Claims[0]
+		s.Claims = slices.Delete(s.Claims, 0, 1)
+		s.remember(old)
+		return &old
+	}
+	return nil
+}
+
+// HasClaims reports whether a claim's manifest entry goes to file.
+func (s *Sampled) HasClaims(file FileRef) bool {
+	for i := range s.Claims {
+		if s.Claims[i].File == file {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve decides the claims of file (its seal): covered or gaps, in
+// stream order. They are removed and remembered as past reports.
+func (s *Sampled) Resolve(file FileRef) (covered, gaps []Report) {
+	kept := s.Claims[:0]
+	for _, c := range s.Claims {
+		if c.File != file {
+			kept = append(kept, c)
+			continue
+		}
+		if c.Covered() {
+			covered = append(covered, c.Report)
+		} else {
+			gaps = append(gaps, c.Report)
+		}
+		s.remember(c)
+	}
+	clear(s.Claims[len(kept):])
+	s.Claims = kept
+	return covered, gaps
+}
+
+func (s *Sampled) remember(c Claim) {
+	s.Past = append(s.Past, Past{Source: c.Source, AfterID: c.AfterID, End: reportEnd(c.Report)})
+	if len(s.Past) > MaxPast {
+		s.Past = slices.Delete(s.Past, 0, len(s.Past)-MaxPast)
+	}
 }

@@ -10,6 +10,10 @@ import (
 // does not parse.
 var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
 
+// ErrCheckpointVersion reports a checkpoint written in a format this
+// writer does not read (by a newer writer).
+var ErrCheckpointVersion = errors.New("unsupported checkpoint format")
+
 // enc appends the checkpoint's primitive values.
 type enc struct{ b []byte }
 

@@ -303,7 +303,7 @@ func (c *Core) event(ctx context.Context, msg Msg, env *envelope.Envelope) error
 		if d.Has&binance.HasLastUpdateID == 0 {
 			id = d.FinalUpdateID
 		}
-		verdict = st.recent.Observe(id, c.cfg.DedupRecent)
+		verdict = st.sampled.Observe(id, env.Source, c.cfg.DedupRecent)
 	}
 	for _, r := range covered {
 		c.addCovered(f, r)
@@ -312,7 +312,9 @@ func (c *Core) event(ctx context.Context, msg Msg, env *envelope.Envelope) error
 	switch verdict {
 	case chain.Duplicate:
 		st.dupsC.Inc()
-		c.dropIfEmpty(f)
+		if sk.chained() || !st.sampled.HasClaims(f.key.ref()) {
+			c.dropIfEmpty(f)
+		}
 		return nil
 	case chain.Append:
 	default:
@@ -398,7 +400,8 @@ func (c *Core) route(sk streamKey, recvNs int64) *file {
 }
 
 // dropIfEmpty forgets a file that route opened for an event that was then
-// not written, so that a duplicate does not open a supplement.
+// not written, so that a duplicate does not open a supplement. The caller
+// makes sure that no claim of the stream refers to the file.
 func (c *Core) dropIfEmpty(f *file) {
 	if f.nRows == 0 && len(f.parts) == 0 && len(f.chunks) == 0 && len(f.covered) == 0 && len(f.reported) == 0 && len(f.resets) == 0 {
 		delete(c.st.files, f.key)
@@ -431,11 +434,14 @@ func (c *Core) gapRecord(ctx context.Context, msg Msg, env *envelope.Envelope) e
 		StartNs: g.StartNs, EndNs: g.EndNs, FramesLost: g.FramesLost, Detail: strings.Clone(g.Detail), StreamSeq: msg.Seq}
 	mk := []string{sk.m.String(), sk.k.String()}
 	if !sk.chained() {
+		// Decided when the file seals (resolveClaims): by then every
+		// overlapping report of another source that arrived within
+		// WRITER_GRACE is known.
 		f := c.route(sk, env.ReceivedNs)
-		if len(f.reported) < chain.MaxCoveredKeep {
-			f.reported = append(f.reported, r)
+		if old := st.sampled.Report(r, f.key.ref()); old != nil {
+			c.decideClaim(sk, old)
 		}
-		c.m.Reports.WithLabelValues(mk[0], mk[1], "unchained").Inc()
+		c.m.Reports.WithLabelValues(mk[0], mk[1], "pending").Inc()
 		return nil
 	}
 	pending := len(st.chain.Pending)
@@ -451,6 +457,49 @@ func (c *Core) gapRecord(ctx context.Context, msg Msg, env *envelope.Envelope) e
 		c.m.Reports.WithLabelValues(mk[0], mk[1], "open").Inc()
 	}
 	return nil
+}
+
+// resolveClaims decides the gap reports of an unchained stream whose
+// manifest entries go to the file k, before k seals.
+func (c *Core) resolveClaims(k fileKey) {
+	st := c.st.streams[k.streamKey]
+	f := c.st.files[k]
+	if k.chained() || st == nil || f == nil {
+		return
+	}
+	covered, gaps := st.sampled.Resolve(k.ref())
+	mk := []string{k.m.String(), k.k.String()}
+	for _, r := range covered {
+		c.addCovered(f, r)
+		c.m.Reports.WithLabelValues(mk[0], mk[1], "covered").Inc()
+	}
+	for _, r := range gaps {
+		c.addReported(f, r)
+		c.m.Reports.WithLabelValues(mk[0], mk[1], "unfilled").Inc()
+	}
+}
+
+// decideClaim decides a claim evicted by the MaxClaims bound with the
+// evidence it has.
+func (c *Core) decideClaim(sk streamKey, cl *chain.Claim) {
+	f := c.st.files[fileKey{streamKey: sk, period: cl.File.Period, supp: cl.File.Supp}]
+	if f == nil {
+		return
+	}
+	mk := []string{sk.m.String(), sk.k.String()}
+	if cl.Covered() {
+		c.addCovered(f, cl.Report)
+		c.m.Reports.WithLabelValues(mk[0], mk[1], "covered").Inc()
+		return
+	}
+	c.addReported(f, cl.Report)
+	c.m.Reports.WithLabelValues(mk[0], mk[1], "unfilled").Inc()
+}
+
+func (c *Core) addReported(f *file, r chain.Report) {
+	if len(f.reported) < chain.MaxCoveredKeep {
+		f.reported = append(f.reported, r)
+	}
 }
 
 // deadLetter quarantines a message: it is published to the DLQ subject

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/depthcap/depthcap/pkg/envelope"
+	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/services/writer/internal/pq"
 	"github.com/depthcap/depthcap/services/writer/internal/testrec"
 )
@@ -69,6 +70,7 @@ func crashMsgs(t *testing.T) []Msg {
 		envs = append(envs, ps[i].Env)
 	}
 	slices.SortStableFunc(envs, func(a, b envelope.Envelope) int { return cmp.Compare(a.ReceivedNs, b.ReceivedNs) })
+	envs = withReplicatedPartials(envs)
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	msgs := make([]Msg, len(envs))
 	for i := range envs {
@@ -77,6 +79,58 @@ func crashMsgs(t *testing.T) []Msg {
 		msgs[i] = Msg{Seq: uint64(i + 1), Subject: testrec.Subject(e), Data: e.AppendMarshal(nil), StoreNs: e.ReceivedNs}
 	}
 	return msgs
+}
+
+// withReplicatedPartials interleaves a synthetic spot partial stream
+// (PRTUSDT) delivered by two replicas into envs, one frame after every 6
+// envelopes: the replicas race (a fixed pseudo-random one wins each
+// frame), and every 40 frames replica B disconnects for 5 frames and
+// reports it; every other time replica A is down too and reports it (a
+// real hole). So checkpoints carry gap-report claims and their evidence,
+// and seals decide them (covered or gap).
+func withReplicatedPartials(envs []envelope.Envelope) []envelope.Envelope {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var out []envelope.Envelope
+	id, lastA, lastB, episode := int64(1000), int64(0), int64(0), 0
+	frame := func(src string) envelope.Envelope {
+		payload := []byte(`{"lastUpdateId":` + itoa(id) + `,"bids":[["1.5","2"]],"asks":[["1.6","3"]]}`)
+		return envelope.Envelope{Market: md.Spot, Kind: md.Partial, Symbol: "PRTUSDT", Payload: payload, LastID: id,
+			Has: envelope.HasLast, Source: src, DepthLimit: 20}
+	}
+	for i := range envs {
+		out = append(out, envs[i])
+		if i%6 != 5 {
+			continue
+		}
+		j := (id - 1000) / 10
+		id += 10
+		switch phase := j % 40; {
+		case phase >= 30 && phase < 35: // B is down
+			if episode%2 == 0 {
+				out = append(out, frame("rec-a"))
+				lastA = id
+			}
+		case phase == 35: // B is back: its record, then the frame
+			gap := func(src string, after int64) envelope.Envelope {
+				return envelope.Envelope{Market: md.Spot, Kind: md.Gap, Symbol: "PRTUSDT", Source: src, Has: envelope.HasGap,
+					Gap: envelope.Gap{StreamKind: md.Partial, Reason: envelope.ReasonDisconnect, AfterID: after, ResumePrevID: id - 1}}
+			}
+			out = append(out, gap("rec-b", lastB))
+			if episode%2 == 1 {
+				out = append(out, gap("rec-a", lastA))
+			}
+			out = append(out, frame("rec-b"))
+			lastA, lastB = id, id
+			episode++
+		case rng.IntN(2) == 0:
+			out = append(out, frame("rec-a"))
+			lastA = id
+		default:
+			out = append(out, frame("rec-b"))
+			lastB = id
+		}
+	}
+	return out
 }
 
 func crashCore(t *testing.T, dir string, sink Sink) *Core {
@@ -147,6 +201,17 @@ func TestCrashReplay(t *testing.T) {
 	want := sealedFiles(t, refDir)
 	if len(want) < 20 || len(ref.sealed) < 10 {
 		t.Fatalf("reference run sealed %d files: too few to test seals", len(ref.sealed))
+	}
+	var partialGaps, partialCovered int
+	for _, rel := range ref.sealed {
+		if strings.HasPrefix(rel, "spot/partial_orderbooks/PRTUSDT/") {
+			m := readManifestFile(t, refDir, rel)
+			partialGaps += m.GapCount
+			partialCovered += len(m.Covered)
+		}
+	}
+	if partialGaps < 3 || partialCovered < 3 {
+		t.Fatalf("reference run: %d partial gaps, %d covered reports: the replicated partial stream does not exercise both", partialGaps, partialCovered)
 	}
 
 	seed := uint64(time.Now().UnixNano())

@@ -8,7 +8,7 @@ type Metrics struct {
 	Duplicates    *prometheus.CounterVec // market, kind
 	Verdicts      *prometheus.CounterVec // market, kind, verdict (gap, fill, overlap, reset, beyond_horizon)
 	Gaps          *prometheus.CounterVec // market, kind: gaps listed in sealed manifests
-	Reports       *prometheus.CounterVec // market, kind, outcome (open, covered, pending, unchained)
+	Reports       *prometheus.CounterVec // market, kind, outcome (open, covered, pending, unfilled)
 	DLQ           *prometheus.CounterVec // reason
 	Redelivered   prometheus.Counter
 	CkptDuration  prometheus.Histogram
@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Duplicates:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_duplicates_total", Help: "Events skipped as duplicates of events already written."}, mk),
 		Verdicts:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_sequence_events_total", Help: "Events by sequence-check verdict other than in-order append and duplicate: gap, fill, overlap, reset, beyond_horizon."}, []string{"market", "kind", "verdict"}),
 		Gaps:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_gaps_total", Help: "Unfilled gaps listed in sealed files' manifests."}, mk),
-		Reports:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_gap_reports_total", Help: "Collector gap records by outcome: open (matches an open gap), covered (another replica filled it), pending, unchained."}, []string{"market", "kind", "outcome"}),
+		Reports:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_gap_reports_total", Help: "Collector gap records by outcome: open (diffs: matches an open gap), pending (waiting for evidence: diffs until the chain passes the range, partials and snapshots until their file seals), covered (the events are in the files: another replica delivered them), unfilled (partials and snapshots: listed as a gap at seal)."}, []string{"market", "kind", "outcome"}),
 		DLQ:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_dlq_total", Help: "Messages quarantined to the dead-letter subject, by reason."}, []string{"reason"}),
 		Redelivered:   prometheus.NewCounter(prometheus.CounterOpts{Name: "depthcap_writer_redelivered_total", Help: "Messages skipped because their stream sequence was already processed."}),
 		CkptDuration:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "depthcap_writer_checkpoint_seconds", Help: "Checkpoint duration.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),

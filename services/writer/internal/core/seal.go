@@ -55,6 +55,9 @@ func (c *Core) SealAll(ctx context.Context) error {
 // seal runs the seal protocol for keys: checkpoint with the seal intent,
 // then write, publish and forget each file (runSeal).
 func (c *Core) seal(ctx context.Context, keys []fileKey) error {
+	for _, k := range keys {
+		c.resolveClaims(k)
+	}
 	c.st.sealing = keys
 	if err := c.Checkpoint(TriggerSeal); err != nil {
 		return err

@@ -57,8 +57,8 @@ type stream struct {
 	// cached metric series of the stream (not persisted)
 	rowsC, dupsC prometheus.Counter
 	sym          string
-	chain        chain.Chain  // chained kinds
-	recent       chain.Recent // the others
+	chain        chain.Chain   // chained kinds
+	sampled      chain.Sampled // the others
 }
 
 // part is a part file on disk: encoded row chunks of one output file.
@@ -86,7 +86,7 @@ type file struct {
 	lastSeq  uint64
 	openWM   int64 // watermark when the file was opened (supplements seal at openWM + grace)
 	covered  []chain.Report
-	reported []chain.Report // collector gap reports of unchained kinds
+	reported []chain.Report // unfilled collector gap reports of unchained kinds (decided at seal)
 	resets   []resetNote
 }
 
@@ -110,7 +110,16 @@ func newState() *state {
 
 var ckptMagic = []byte("DCWCKPT1")
 
-const ckptVersion = 1
+// ckptVersion is the checkpoint format written. Version 2 added, per
+// stream without a chain, the source of each recent id, the source
+// table, the undecided gap reports (claims) and the decided ones kept
+// for conflict checks. Version 1 checkpoints are read: their ids get no
+// source (NoSource: no evidence) and the reports a version 1 writer kept
+// in its open files (f.reported, all listed as gaps) become claims,
+// decided at seal like new ones, except in files of an interrupted seal,
+// which keep the old decision so that the re-run seal writes what the old
+// writer may already have published.
+const ckptVersion = 2
 
 // header identifies the configuration a checkpoint was written with;
 // changing the period or the shard under an existing checkpoint would
@@ -208,11 +217,37 @@ func (s *state) encode(h header, dst []byte) []byte {
 			e.reports(g.Reports)
 		}
 		e.reports(c.Pending)
-		e.count(len(st.recent.IDs))
+		sm := &st.sampled
+		e.count(len(sm.IDs))
 		var prev int64
-		for _, id := range st.recent.IDs {
+		for _, id := range sm.IDs {
 			e.i(id - prev)
 			prev = id
+		}
+		e.bytes(sm.Src)
+		e.count(len(sm.Sources))
+		for _, n := range sm.Sources {
+			e.str(n)
+		}
+		e.count(len(sm.Claims))
+		for _, cl := range sm.Claims {
+			e.report(cl.Report)
+			e.i(cl.File.Period)
+			e.i(int64(cl.File.Supp))
+			e.boolean(cl.Inside)
+			e.boolean(cl.Conflict)
+			e.count(len(cl.Seen))
+			for _, sn := range cl.Seen {
+				e.str(sn.Source)
+				e.boolean(sn.Below)
+				e.boolean(sn.Above)
+			}
+		}
+		e.count(len(sm.Past))
+		for _, p := range sm.Past {
+			e.str(p.Source)
+			e.i(p.AfterID)
+			e.i(p.End)
 		}
 	}
 
@@ -283,8 +318,10 @@ func decodeState(b []byte) (*state, header, error) {
 		return nil, h, fmt.Errorf("%w: checksum mismatch", ErrCorruptCheckpoint)
 	}
 	d := dec{b: body[len(ckptMagic):]}
-	if v := d.u(); v != ckptVersion {
-		return nil, h, fmt.Errorf("%w: version %d, want %d", ErrCorruptCheckpoint, v, ckptVersion)
+	version := d.u()
+	if version != 1 && version != ckptVersion {
+		return nil, h, fmt.Errorf("%w: format version %d, this writer reads versions 1 to %d (a newer writer wrote it: run that version, or Finish with it, before downgrading)",
+			ErrCheckpointVersion, version, ckptVersion)
 	}
 	h.shard = d.str()
 	h.periodNs = d.i()
@@ -311,18 +348,26 @@ func decodeState(b []byte) (*state, header, error) {
 			c.Gaps = append(c.Gaps, g)
 		}
 		c.Pending = d.reports()
+		sm := &st.sampled
 		nr := d.count(maxN)
 		var prev int64
 		for j := 0; j < nr && d.err == nil; j++ {
 			prev += d.i()
-			st.recent.IDs = append(st.recent.IDs, prev)
+			sm.IDs = append(sm.IDs, prev)
+		}
+		if version == 1 {
+			sm.Src = slices.Repeat([]uint8{chain.NoSource}, len(sm.IDs))
+		} else {
+			decodeSampled(&d, sm)
 		}
 		s.streams[k] = st
 	}
 
 	nf := d.count(maxN)
+	var order []fileKey // decode order: sorted
 	for i := 0; i < nf && d.err == nil; i++ {
 		f := &file{key: d.fileKey()}
+		order = append(order, f.key)
 		f.nRows = d.i()
 		f.firstSeq = d.u()
 		f.lastSeq = d.u()
@@ -361,5 +406,75 @@ func decodeState(b []byte) (*state, header, error) {
 	if d.err != nil {
 		return nil, h, d.err
 	}
+	if version == 1 {
+		s.claimV1Reports(order)
+	}
 	return s, h, nil
+}
+
+// decodeSampled reads the version 2 fields of a stream without a chain.
+func decodeSampled(d *dec, sm *chain.Sampled) {
+	const maxN = 1 << 30
+	sm.Src = append([]uint8(nil), d.bytes()...)
+	if d.err == nil && len(sm.Src) != len(sm.IDs) {
+		d.fail("id sources")
+	}
+	ns := d.count(chain.MaxSources)
+	for j := 0; j < ns && d.err == nil; j++ {
+		sm.Sources = append(sm.Sources, d.str())
+	}
+	for _, i := range sm.Src {
+		if i != chain.NoSource && int(i) >= len(sm.Sources) {
+			d.fail("id source index")
+			break
+		}
+	}
+	nc := d.count(maxN)
+	for j := 0; j < nc && d.err == nil; j++ {
+		cl := chain.Claim{Report: d.report()}
+		cl.File = chain.FileRef{Period: d.i(), Supp: int32(d.i())}
+		cl.Inside = d.boolean()
+		cl.Conflict = d.boolean()
+		nseen := d.count(chain.MaxSources)
+		for k := 0; k < nseen && d.err == nil; k++ {
+			cl.Seen = append(cl.Seen, chain.Seen{Source: d.str(), Below: d.boolean(), Above: d.boolean()})
+		}
+		sm.Claims = append(sm.Claims, cl)
+	}
+	np := d.count(maxN)
+	for j := 0; j < np && d.err == nil; j++ {
+		sm.Past = append(sm.Past, chain.Past{Source: d.str(), AfterID: d.i(), End: d.i()})
+	}
+}
+
+// claimV1Reports turns the gap reports a version 1 writer kept in its
+// open files of unchained streams into claims, in file order, except in
+// files of an interrupted seal.
+func (s *state) claimV1Reports(order []fileKey) {
+	sealing := map[fileKey]bool{}
+	for _, k := range s.sealing {
+		sealing[k] = true
+	}
+	for _, k := range order {
+		f := s.files[k]
+		if k.chained() || sealing[k] || len(f.reported) == 0 {
+			continue
+		}
+		st := s.streams[k.streamKey]
+		if st == nil {
+			st = &stream{sym: k.sym}
+			s.streams[k.streamKey] = st
+		}
+		rs := f.reported
+		f.reported = nil
+		for _, r := range rs {
+			if old := st.sampled.Report(r, k.ref()); old != nil {
+				// Only past MaxClaims: decided at once, as a gap
+				// (version 1 ids carry no evidence).
+				if of := s.files[fileKey{streamKey: k.streamKey, period: old.File.Period, supp: old.File.Supp}]; of != nil {
+					of.reported = append(of.reported, old.Report)
+				}
+			}
+		}
+	}
 }

@@ -98,8 +98,18 @@ func ParseShard(s string) (i, n int, err error) {
 	return i, n, nil
 }
 
-// ShardFilters are the consumer filter subjects of shard i of n.
+// ShardFilters are the consumer filter subjects of shard i of n: one per
+// partition of the shard, or none (the whole stream) for a single shard.
+// A consumer with many filter subjects is slow to deliver: with the 64 of
+// 0/1, nats-server 2.15 spent about 500 µs of CPU per message delivering
+// a backlog (1,982 msg/s), without a filter 4.6 µs (`make bench`, market
+// scenario), so 0/1 reads unfiltered. Anything else published under md.>
+// then reaches the writer, which counts it as bad input rather than
+// ignoring it.
 func ShardFilters(i, n int) []string {
+	if n == 1 {
+		return nil
+	}
 	var f []string
 	for p := 0; p < md.Partitions; p++ {
 		if p%n == i {

@@ -57,9 +57,12 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // TestShardFilters proves that the shards of N partition the 64
-// partitions exactly.
+// partitions exactly, and that a single shard reads the whole stream.
 func TestShardFilters(t *testing.T) {
-	for _, n := range []int{1, 3, 4, 64} {
+	if f := writer.ShardFilters(0, 1); f != nil {
+		t.Errorf("0/1: filters %v, want none", f)
+	}
+	for _, n := range []int{2, 3, 4, 64} {
 		seen := map[string]int{}
 		for i := 0; i < n; i++ {
 			for _, f := range writer.ShardFilters(i, n) {

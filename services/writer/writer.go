@@ -160,7 +160,7 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 		return nil, fmt.Errorf("consume %s: %w", name, err)
 	}
 	w.running.Store(true)
-	w.log.Info("writer consuming", zap.String("consumer", name), zap.Uint64("start_seq", c.LastSeq()+1), zap.Int("partitions", len(w.filters)))
+	w.log.Info("writer consuming", zap.String("consumer", name), zap.Uint64("start_seq", c.LastSeq()+1), zap.String("shard", w.cfg.Shard), zap.Int("filters", len(w.filters)))
 	return it, nil
 }
 

@@ -1,8 +1,10 @@
 package binance
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // This file holds the JSON lexer shared by the scanner and the decoder. It
@@ -86,6 +88,38 @@ var hexVal = func() (t [256]int8) {
 	return t
 }()
 
+// SWAR constants: a byte of ones, and the high bit of every byte.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// notPlain8 flags, in the high bit of each byte, the bytes of the
+// little-endian word v that are not plain (strPlain): '"', '\\' or below
+// 0x20. Each of the three tests can flag a byte wrongly only after a byte
+// it flags rightly (a borrow travels upwards), so the lowest flag is
+// exact, which is all plainEnd uses.
+func notPlain8(v uint64) uint64 {
+	q := v ^ (swarLo * '"')
+	b := v ^ (swarLo * '\\')
+	return ((q-swarLo)&^q | (b-swarLo)&^b | (v-swarLo*0x20)&^v) & swarHi
+}
+
+// plainEnd returns the index of the first byte at or after i that is not
+// plain, or len(buf): eight bytes at a time, then byte by byte.
+func plainEnd(buf []byte, i int) int {
+	for i+8 <= len(buf) {
+		if m := notPlain8(binary.LittleEndian.Uint64(buf[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(buf) && strPlain[buf[i]] {
+		i++
+	}
+	return i
+}
+
 func (s *scanner) ws() {
 	for s.pos < len(s.buf) && isSpace[s.buf[s.pos]] {
 		s.pos++
@@ -111,9 +145,7 @@ func (s *scanner) expect(c byte, reason string) error {
 func scanString(buf []byte, i int) (next int, esc bool, reason string) {
 	i++
 	for {
-		for i < len(buf) && strPlain[buf[i]] {
-			i++
-		}
+		i = plainEnd(buf, i)
 		if i >= len(buf) {
 			return i, esc, "unterminated string"
 		}
@@ -356,10 +388,10 @@ func (s *scanner) skipContainer() error {
 					return s.failAt(reason, i)
 				}
 			case '{', '[':
-				// Fast path for a book level ["price","qty"]: a complete
-				// array value, no state to push.
+				// Fast path for book levels ["price","qty"]: complete
+				// array values, no state to push.
 				if c == '[' {
-					if next := skipLevel(buf, i); next > 0 {
+					if next := skipLevels(buf, i); next > 0 {
 						i = next
 						st = stAfter
 						continue
@@ -408,21 +440,31 @@ func skipLevel(buf []byte, i int) int {
 	if i+2 > len(buf) || buf[i+1] != '"' {
 		return 0
 	}
-	i += 2
-	for i < len(buf) && strPlain[buf[i]] {
-		i++
-	}
+	i = plainEnd(buf, i+2)
 	if i+3 > len(buf) || buf[i] != '"' || buf[i+1] != ',' || buf[i+2] != '"' {
 		return 0
 	}
-	i += 3
-	for i < len(buf) && strPlain[buf[i]] {
-		i++
-	}
+	i = plainEnd(buf, i+3)
 	if i+2 > len(buf) || buf[i] != '"' || buf[i+1] != ']' {
 		return 0
 	}
 	return i + 2
+}
+
+// skipLevels matches the compact level at buf[i] (skipLevel) and the
+// levels that follow it, each right after a ',', and returns the index
+// after the last one, or 0 when the first does not match. What follows is
+// left to the caller: a ',' before something else, a ']', or anything.
+func skipLevels(buf []byte, i int) int {
+	end := skipLevel(buf, i)
+	for end > 0 && end+1 < len(buf) && buf[end] == ',' && buf[end+1] == '[' {
+		next := skipLevel(buf, end+1)
+		if next == 0 {
+			break
+		}
+		end = next
+	}
+	return end
 }
 
 // end checks that only whitespace follows the top-level value.

@@ -25,10 +25,11 @@ import (
 // publishing: the frame path measured up to the publish call.
 type nopPub struct{ m *bus.Msg }
 
-func (p *nopPub) NewMsg() *bus.Msg       { return p.m }
-func (p *nopPub) Recycle(*bus.Msg)       {}
-func (p *nopPub) Enqueue(*bus.Msg) error { return nil }
-func (p *nopPub) Buffered() int64        { return 0 }
+func (p *nopPub) NewMsg() *bus.Msg        { return p.m }
+func (p *nopPub) NewMsgSize(int) *bus.Msg { return p.m }
+func (p *nopPub) Recycle(*bus.Msg)        {}
+func (p *nopPub) Enqueue(*bus.Msg) error  { return nil }
+func (p *nopPub) Buffered() int64         { return 0 }
 
 // recordedFrames returns the depth frames of a shared recording.
 func recordedFrames(tb testing.TB, file, stream string) [][]byte {

@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -159,17 +161,19 @@ func New(cfg Config, m md.Market, conn *bus.Conn, env svc.Env, opts Options) (*E
 	return e, nil
 }
 
-// wsReadBuffer is the read buffer of the HTTP connection a websocket is
-// upgraded from: coder/websocket reads the upgraded connection through
-// the transport's buffered reader, 4 KiB by default (two or three depth
-// frames). With 64 KiB a backlog (after a GC pause, or a burst) drains
-// with one read syscall per 64 KiB; a connection that keeps up reads what
-// has arrived either way.
+// wsReadBuffer is the read buffer of a websocket's connection.
+// coder/websocket reads an upgraded client connection through its own
+// 4 KiB bufio.Reader (the transport's buffered reader only serves what
+// arrived with the handshake), so without a buffer below it every 4 KiB
+// (two or three depth frames) costs a read syscall. With 64 KiB a backlog
+// (after a GC pause, or a burst) drains with one read syscall per 64 KiB;
+// a connection that keeps up reads what has arrived either way.
 const wsReadBuffer = 64 << 10
 
-// wsClient returns hc (or a default client) with a transport whose read
-// buffer is at least wsReadBuffer. Clients with other transports are used
-// as they are.
+// wsClient returns hc (or a default client) with a transport whose
+// connections read through a wsReadBuffer buffer. Clients with other
+// transports, or whose transport already has a read buffer of at least
+// wsReadBuffer, are used as they are.
 func wsClient(hc *http.Client) *http.Client {
 	if hc == nil {
 		hc = &http.Client{}
@@ -187,9 +191,37 @@ func wsClient(hc *http.Client) *http.Client {
 		return hc
 	}
 	tr.ReadBufferSize = wsReadBuffer
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, wsReadBuffer)}, nil
+	}
 	c := *hc
 	c.Transport = tr
 	return &c
+}
+
+// bufConn is a connection read through a buffer.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite half-closes the connection when it can (http's upgraded
+// response body offers it).
+func (c *bufConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("close write: %w", errors.ErrUnsupported)
 }
 
 // Market is the engine's market.

@@ -109,13 +109,11 @@ func (c *wsConn) mayGap(st *stream) bool {
 // enqueueFrame builds the message (envelope, then dedup id) and hands it
 // to the publisher; false means the buffer is full (or closed).
 func (e *Engine) enqueueFrame(st *stream, env *envelope.Envelope, recvNs int64) bool {
-	m := e.pub.NewMsg()
-	if need := msgSizeBound(env); cap(m.Buf) < need {
-		// One allocation of about the right size instead of append's
-		// doubling: the buffer is charged against the publish budget
-		// by capacity. Recycled messages keep it (steady state: none).
-		m.Buf = make([]byte, 0, (need+255)&^255)
-	}
+	// A buffer of about the right size, allocated once, instead of
+	// append's doubling: it is charged against the publish budget by
+	// capacity. Recycled messages keep theirs (steady state: nothing is
+	// allocated).
+	m := e.pub.NewMsgSize((msgSizeBound(env) + 255) &^ 255)
 	m.Buf = env.AppendMarshal(m.Buf[:0])
 	n := len(m.Buf)
 	var err error
@@ -248,6 +246,7 @@ func dlqReason(err error) string {
 // publisher is what the frame path needs of bus.Publisher.
 type publisher interface {
 	NewMsg() *bus.Msg
+	NewMsgSize(n int) *bus.Msg
 	Recycle(*bus.Msg)
 	Enqueue(*bus.Msg) error
 	Buffered() int64

@@ -234,8 +234,9 @@ func newCapturePub(t testing.TB, m md.Market) *capturePub {
 	return &capturePub{real: p, market: m}
 }
 
-func (p *capturePub) NewMsg() *bus.Msg   { return p.real.NewMsg() }
-func (p *capturePub) Recycle(m *bus.Msg) { p.real.Recycle(m) }
+func (p *capturePub) NewMsg() *bus.Msg          { return p.real.NewMsg() }
+func (p *capturePub) NewMsgSize(n int) *bus.Msg { return p.real.NewMsgSize(n) }
+func (p *capturePub) Recycle(m *bus.Msg)        { p.real.Recycle(m) }
 func (p *capturePub) Buffered() int64 {
 	if p.full.Load() {
 		return 1 << 40

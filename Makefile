@@ -9,7 +9,7 @@ SERVICES := spot-ws futures-ws rest-snapshotter writer uploader binance-sim dept
 DATA_DIR ?= ./data
 export DATA_DIR
 
-.PHONY: all build test fmt-check vet unit acceptance lint proto bench tidy-check clean run demo e2e interop help
+.PHONY: all build test fmt-check vet unit acceptance lint proto bench bench-micro tidy-check clean run demo e2e interop help
 
 all: build
 
@@ -57,9 +57,6 @@ tidy-check: ## go mod tidy leaves every module unchanged
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy); done
 	git diff --exit-code -- '*/go.mod' '*/go.sum' 'services/*/go.mod' 'services/*/go.sum'
 
-bench: ## micro-benchmarks of the hot paths (-benchmem)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s work
-
 DEPTHCAP := $(BIN)/depthcap
 
 $(DEPTHCAP): FORCE
@@ -67,6 +64,12 @@ $(DEPTHCAP): FORCE
 	cd services/depthcap && $(GO) build -o $(DEPTHCAP) ./cmd/depthcap
 
 FORCE:
+
+bench: $(DEPTHCAP) ## the whole pipeline's benchmark, seed50 and market scenarios, every service its own process (~10 min): bench/results/, README table
+	$(DEPTHCAP) bench --scenario all --out bench/results --readme README.md
+
+bench-micro: ## micro-benchmarks of the hot paths (-benchmem)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s work
 
 run: $(DEPTHCAP) ## the whole pipeline in one process against Binance (DATA_DIR, DURATION, SYMBOLS, S3_*...)
 	$(DEPTHCAP) run

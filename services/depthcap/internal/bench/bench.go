@@ -51,6 +51,7 @@ type Options struct {
 	Backlog   int           // replay backlog (messages); 0: the scenario's (1,000,000)
 	ReplayMax time.Duration // the writer's replay is timed until caught up or this long
 	Self      string        // the depthcap binary (runs the publisher process)
+	Readme    string        // README to update between the bench markers (UpdateReadme); empty: none
 	Progress  io.Writer
 }
 
@@ -116,14 +117,12 @@ func Run(ctx context.Context, o Options) (res []*ScenarioResult, err error) {
 			return all, fmt.Errorf("scenario %s: %w", name, err)
 		}
 		all = append(all, sr)
-		if len(o.Scenarios) == 1 {
-			if err := WriteResults(o.Out, sc.Name, all, time.Since(start)); err != nil {
-				return all, err
-			}
+		if err := WriteResults(o.Out, sc.Name, []*ScenarioResult{sr}, time.Since(start)); err != nil {
+			return all, err
 		}
 	}
-	if len(o.Scenarios) > 1 {
-		if err := WriteResults(o.Out, "all", all, time.Since(start)); err != nil {
+	if o.Readme != "" {
+		if err := UpdateReadme(o.Readme, o.Out, all); err != nil {
 			return all, err
 		}
 	}

@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "rate steps per scenario")
 	fs.IntVar(&o.Backlog, "backlog", 0, "messages in the replay backlog (default 1000000; smaller is for trying the command out)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "simulator and generator seed")
+	fs.StringVar(&o.Readme, "readme", "", "README whose performance table (between <!-- bench:begin --> and <!-- bench:end -->) is replaced by this run's")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: depthcap bench [--scenario seed50|market|all] [--out bench/results]")
 		fmt.Fprintln(stderr, "\nRuns binance-sim, nats-server, spot-ws, futures-ws, rest-snapshotter, writer and uploader as")
@@ -59,8 +60,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "depthcap bench: --scenario %q: want seed50, market or all\n", *scenario)
 		return ExitUsage
 	}
-	if o.Window < 5*time.Second || o.Warmup < 0 || o.MaxSteps < 1 {
-		fmt.Fprintln(stderr, "depthcap bench: --window >= 5s, --warmup >= 0 and --max-steps >= 1")
+	if o.Window < 5*time.Second || o.Warmup < 0 || o.MaxSteps < 1 || (o.Backlog != 0 && o.Backlog < 100_000) {
+		fmt.Fprintln(stderr, "depthcap bench: --window >= 5s, --warmup >= 0, --max-steps >= 1 and --backlog >= 100000")
 		return ExitUsage
 	}
 	self, err := os.Executable()

@@ -149,10 +149,10 @@ func scanString(buf []byte, i int) (next int, esc bool, reason string) {
 		if i >= len(buf) {
 			return i, esc, "unterminated string"
 		}
-		switch c := buf[i]; {
-		case c == '"':
+		switch buf[i] {
+		case '"':
 			return i + 1, esc, ""
-		case c == '\\':
+		case '\\':
 			esc = true
 			if i+1 >= len(buf) {
 				return i + 1, esc, "unterminated string"
@@ -413,9 +413,10 @@ func (s *scanner) skipContainer() error {
 			case 't', 'f', 'n':
 				s.pos = i
 				lit := "null"
-				if c == 't' {
+				switch c {
+				case 't':
 					lit = "true"
-				} else if c == 'f' {
+				case 'f':
 					lit = "false"
 				}
 				if err := s.literal(lit); err != nil {

@@ -92,12 +92,12 @@ func (b *Builder) BuildData(stream, data []byte, recvNs int64, h *binance.Header
 }
 
 func (b *Builder) fill(info binance.StreamInfo, recvNs int64, h *binance.Header, env *envelope.Envelope) error {
-	if err := h.Seq.Check(b.Market, info.Kind); err != nil {
+	if err := h.Check(b.Market, info.Kind); err != nil {
 		return err
 	}
 	sym := b.Symbol(info.Symbol)
-	if h.Has&binance.HasSymbol != 0 && string(h.Seq.Symbol) != sym {
-		return fmt.Errorf("build envelope %s: %w: s=%q", sym, ErrSymbolMismatch, h.Seq.Symbol)
+	if h.Has&binance.HasSymbol != 0 && string(h.Symbol) != sym {
+		return fmt.Errorf("build envelope %s: %w: s=%q", sym, ErrSymbolMismatch, h.Symbol)
 	}
 	*env = envelope.Envelope{
 		Market:     b.Market,

@@ -65,7 +65,7 @@ func TestRecordings(t *testing.T) {
 				if err != nil {
 					t.Fatalf("line %d: %v", fr.Line, err)
 				}
-				want, ok := h.Seq.DedupID(m, env.Kind)
+				want, ok := h.DedupID(m, env.Kind)
 				if !ok || string(id) != md.MsgID(m, env.Kind, env.Symbol, want) {
 					t.Fatalf("line %d: dedup id %s, want id %d", fr.Line, id, want)
 				}

@@ -59,7 +59,7 @@ func Open(path string) (*Reader, error) {
 	if strings.HasSuffix(path, ".gz") {
 		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("open recording %s: %w", path, err)
 		}
 		r = zr
@@ -120,7 +120,7 @@ func ReadAll(path string) ([]Frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	var out []Frame
 	for {
 		f, err := r.Next()

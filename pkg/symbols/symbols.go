@@ -202,7 +202,7 @@ func (c Client) get(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("get %s: %w", path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("get %s: %w", path, err)

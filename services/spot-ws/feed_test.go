@@ -102,7 +102,7 @@ func (f *feed) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	// The client sends nothing but its close frame: answer it, so that
 	// its graceful close does not wait for a timeout.
-	if _, err := brw.Reader.ReadByte(); err == nil {
+	if _, err := brw.ReadByte(); err == nil {
 		_, _ = conn.Write([]byte{0x88, 0x00})
 	}
 	_, _ = io.Copy(io.Discard, bufio.NewReader(conn))

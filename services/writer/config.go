@@ -28,7 +28,7 @@ type Config struct {
 	Period             time.Duration `envconfig:"WRITER_PERIOD" default:"24h" desc:"length of a file's period, 1m to 24h dividing 24h; 24h gives <YYYY-MM-DD>.parquet"`
 	Grace              time.Duration `envconfig:"WRITER_GRACE" default:"5m" desc:"how far the watermark must pass a period's end before the period is sealed; also how long a late-event supplement stays open"`
 	CheckpointInterval time.Duration `envconfig:"WRITER_CHECKPOINT_INTERVAL" default:"30s" desc:"time between checkpoints: bounds the replay after a crash"`
-	MemoryLimit        int64         `envconfig:"WRITER_MEMORY_LIMIT" default:"268435456" desc:"bytes of buffered rows and encoded chunks across all open files; a checkpoint runs when it is passed"`
+	MemoryLimit        int64         `envconfig:"WRITER_MEMORY_LIMIT" default:"201326592" desc:"bytes of buffered rows and encoded chunks across all open files; a checkpoint runs when it is passed. The writer process sets its Go memory limit to this + WRITER_PULL_MAX_BYTES + 96 MiB unless GOMEMLIMIT is set"`
 	PartBytes          int64         `envconfig:"WRITER_PART_BYTES" default:"1048576" desc:"encoded bytes an open file keeps in the checkpoint before they move to a part file"`
 	RowGroupRows       int           `envconfig:"WRITER_ROW_GROUP_ROWS" default:"16384" desc:"rows per Parquet row group (fixed, so files are byte-identical whatever the checkpoints)"`
 	ZstdLevel          int           `envconfig:"WRITER_ZSTD_LEVEL" default:"1" desc:"ZSTD level of the Parquet files, 1-22 (1-2, 3-5, 6-9 and 10+ are the encoder's four speeds; 1 measured fastest for +0.4-1% bytes over 3)"`
@@ -117,4 +117,12 @@ func ShardFilters(i, n int) []string {
 		}
 	}
 	return f
+}
+
+// SoftMemoryLimit is the Go memory limit the writer process sets when
+// GOMEMLIMIT is not: WRITER_MEMORY_LIMIT of rows and chunks, the pull
+// buffer, and 96 MiB for everything else (a file being sealed, the
+// runtime).
+func SoftMemoryLimit(c Config) int64 {
+	return c.MemoryLimit + int64(c.PullMaxBytes) + 96<<20
 }

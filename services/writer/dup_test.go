@@ -1,27 +1,21 @@
 package writer_test
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/depthcap/depthcap/pkg/envelope"
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
-	"github.com/depthcap/depthcap/services/writer/internal/core"
 )
 
-func readManifest(t *testing.T, path string) core.Manifest {
+func readManifest(t *testing.T, path string) manifest.Manifest {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	m, err := manifest.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m core.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return *m
 }
 
 // TestReplicaDuplicates proves dedup by exchange sequence beyond

@@ -179,6 +179,9 @@ func (c *Chain) head(e Event) {
 	c.LastU, c.LastE, c.LastNs = e.U, e.EventMs, e.RecvNs
 }
 
+// InGap reports whether the id u lies in an open gap: After < u <= Resume.
+func (c *Chain) InGap(u int64) bool { return c.gapOf(u) >= 0 }
+
 // gapOf returns the index of the open gap holding u, or -1.
 func (c *Chain) gapOf(u int64) int {
 	for i := range c.Gaps {

@@ -289,7 +289,7 @@ func (c *Core) event(ctx context.Context, msg Msg, env *envelope.Envelope) error
 		if sk.m == md.Futures {
 			prev = d.PrevFinalUpdateID
 		}
-		prevLast := st.chain.LastU
+		prevLast, wasStarted := st.chain.LastU, st.chain.Started
 		res := st.chain.Observe(chain.Event{Prev: prev, U: d.FinalUpdateID, EventMs: d.EventTime, RecvNs: env.ReceivedNs, File: f.key.ref()})
 		verdict, covered = res.Verdict, res.Covered
 		if res.Evicted > 0 {
@@ -298,12 +298,18 @@ func (c *Core) event(ctx context.Context, msg Msg, env *envelope.Envelope) error
 		if verdict == chain.Reset {
 			f.resets = append(f.resets, resetNote{PrevLastID: prevLast, NewID: d.FinalUpdateID, RecvNs: env.ReceivedNs})
 		}
+		if verdict != chain.Duplicate {
+			c.diffRow(st, f, d.FirstUpdateID, d.FinalUpdateID, wasStarted, verdict == chain.Reset)
+		}
 	} else {
 		id := d.LastUpdateID
 		if d.Has&binance.HasLastUpdateID == 0 {
 			id = d.FinalUpdateID
 		}
 		verdict = st.sampled.Observe(id, env.Source, c.cfg.DedupRecent)
+		if sk.k == md.Snapshot && verdict != chain.Duplicate {
+			c.snapshotRow(sk.m, sk.sym, d.LastUpdateID, env.ReceivedNs)
+		}
 	}
 	for _, r := range covered {
 		c.addCovered(f, r)

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"hash/crc32"
 	"os"
@@ -13,22 +12,19 @@ import (
 	"time"
 
 	"github.com/depthcap/depthcap/pkg/envelope"
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 )
 
 // readManifestFile reads the manifest of a sealed file (path relative to
 // dir, as FileSealed names it).
-func readManifestFile(t *testing.T, dir, rel string) Manifest {
+func readManifestFile(t *testing.T, dir, rel string) manifest.Manifest {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, rel[:len(rel)-len(".parquet")]+".gaps.json"))
+	m, err := manifest.Read(filepath.Join(dir, manifest.Name(rel)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return *m
 }
 
 // TestPartialGapReports proves the rule for collector gap reports of
@@ -223,7 +219,7 @@ func TestCheckpointVersion(t *testing.T) {
 	b[len(ckptMagic)] = ckptVersion + 1 // one-byte uvarint
 	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], castagnoli))
 	_, _, err := decodeState(b)
-	if !errors.Is(err, ErrCheckpointVersion) || !strings.Contains(err.Error(), "versions 1 to 2") {
+	if !errors.Is(err, ErrCheckpointVersion) || !strings.Contains(err.Error(), "versions 1 to "+itoa(ckptVersion)) {
 		t.Fatalf("err = %v, want ErrCheckpointVersion", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/depthcap/depthcap/pkg/envelope"
 	depthcapv1 "github.com/depthcap/depthcap/pkg/gen/depthcap/v1"
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/services/writer/internal/chain"
 	"github.com/depthcap/depthcap/services/writer/internal/period"
@@ -57,6 +57,7 @@ func (c *Core) SealAll(ctx context.Context) error {
 func (c *Core) seal(ctx context.Context, keys []fileKey) error {
 	for _, k := range keys {
 		c.resolveClaims(k)
+		c.resolveBridges(k)
 	}
 	c.st.sealing = keys
 	if err := c.Checkpoint(TriggerSeal); err != nil {
@@ -130,7 +131,7 @@ func (c *Core) sealFile(ctx context.Context, f *file) error {
 		return fmt.Errorf("seal mkdir: %w", err)
 	}
 	removeTemps(filepath.Dir(abs))
-	man := c.manifest(f, rel)
+	man, gapSpans := c.manifest(f, rel)
 	p := period.Index(k.period)
 	meta := pq.Meta{
 		Producer: c.cfg.Producer, Market: k.m.String(), Kind: k.k.String(), Symbol: k.sym,
@@ -141,6 +142,7 @@ func (c *Core) sealFile(ctx context.Context, f *file) error {
 	var hw *hashWriter
 	var written int64
 	var firstID, lastID int64
+	var times pq.TimeRange
 	if c.sealBuf == nil {
 		c.sealBuf = bufio.NewWriterSize(nil, 1<<20)
 	}
@@ -156,6 +158,7 @@ func (c *Core) sealFile(ctx context.Context, f *file) error {
 		}
 		written = fw.Rows()
 		firstID, lastID = fw.UpdateIDRange()
+		times = fw.Times()
 		if written != f.nRows {
 			fw.Abort()
 			return fmt.Errorf("seal %s: %d rows in parts and chunks, %d counted", rel, written, f.nRows)
@@ -168,11 +171,11 @@ func (c *Core) sealFile(ctx context.Context, f *file) error {
 	sum := hex.EncodeToString(hw.h.Sum(nil))
 
 	man.FirstUpdateID, man.LastUpdateID = firstID, lastID
-	mb, err := json.MarshalIndent(man, "", "  ")
+	man.Quality = c.quality(f, man, gapSpans, times)
+	mb, err := manifest.Marshal(man)
 	if err != nil {
 		return fmt.Errorf("seal manifest %s: %w", rel, err)
 	}
-	mb = append(mb, '\n')
 	mrel := path.Join(path.Dir(rel), period.ManifestName(path.Base(rel)))
 	if err := writeFileAtomic(filepath.Join(c.cfg.DataDir, filepath.FromSlash(mrel)), mb); err != nil {
 		return fmt.Errorf("seal manifest: %w", err)
@@ -218,70 +221,12 @@ func (c *Core) feed(f *file, fw *pq.FileWriter) error {
 	return fw.WriteRows(&f.rows, 0, f.rows.N)
 }
 
-// Manifest is the gap manifest written beside every sealed file
-// (<name>.gaps.json); SCHEMA.md documents it.
-type Manifest struct {
-	SchemaVersion   int           `json:"schema_version"`
-	File            string        `json:"file"`
-	Market          string        `json:"market"`
-	Kind            string        `json:"kind"`
-	Symbol          string        `json:"symbol"`
-	PeriodStart     string        `json:"period_start"`
-	PeriodSeconds   int64         `json:"period_seconds"`
-	Supplement      int32         `json:"supplement"`
-	Rows            int64         `json:"rows"`
-	FirstStreamSeq  uint64        `json:"first_stream_seq"`
-	LastStreamSeq   uint64        `json:"last_stream_seq"`
-	FirstUpdateID   int64         `json:"first_update_id"`
-	LastUpdateID    int64         `json:"last_update_id"`
-	SequenceChecked bool          `json:"sequence_checked"`
-	GapCount        int           `json:"gap_count"`
-	Gaps            []GapEntry    `json:"gaps"`
-	Covered         []ReportEntry `json:"covered"`
-	Resets          []ResetEntry  `json:"resets"`
-}
+func nsTime(ns int64) string { return manifest.FormatTime(ns) }
 
-// GapEntry is a gap: the events with after_id < u <= resume_prev_id are
-// missing.
-type GapEntry struct {
-	AfterID            int64         `json:"after_id"`
-	ResumePrevID       int64         `json:"resume_prev_id"`
-	AfterReceivedTime  string        `json:"after_received_time,omitempty"`
-	ResumeReceivedTime string        `json:"resume_received_time,omitempty"`
-	DetectedBy         string        `json:"detected_by"` // "writer" (sequence check) or "collector" (unchained kinds)
-	Reports            []ReportEntry `json:"reports"`
-}
-
-// ReportEntry is a collector's gap record.
-type ReportEntry struct {
-	Source       string `json:"source"`
-	Reason       string `json:"reason"`
-	AfterID      int64  `json:"after_id"`
-	ResumePrevID int64  `json:"resume_prev_id"`
-	StartTime    string `json:"start_time,omitempty"`
-	EndTime      string `json:"end_time,omitempty"`
-	FramesLost   int64  `json:"frames_lost"`
-	Detail       string `json:"detail,omitempty"`
-}
-
-// ResetEntry is a sequence restart seen in the file's rows.
-type ResetEntry struct {
-	PreviousLastID int64  `json:"previous_last_update_id"`
-	NewID          int64  `json:"new_update_id"`
-	ReceivedTime   string `json:"received_time"`
-}
-
-func nsTime(ns int64) string {
-	if ns == 0 {
-		return ""
-	}
-	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
-}
-
-func reportEntries(rs []chain.Report) []ReportEntry {
-	out := make([]ReportEntry, 0, len(rs))
+func reportEntries(rs []chain.Report) []manifest.ReportEntry {
+	out := make([]manifest.ReportEntry, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, ReportEntry{Source: r.Source, Reason: envelope.GapReason(r.Reason).String(), AfterID: r.AfterID, ResumePrevID: r.ResumePrevID,
+		out = append(out, manifest.ReportEntry{Source: r.Source, Reason: envelope.GapReason(r.Reason).String(), AfterID: r.AfterID, ResumePrevID: r.ResumePrevID,
 			StartTime: nsTime(r.StartNs), EndTime: nsTime(r.EndNs), FramesLost: r.FramesLost, Detail: r.Detail})
 	}
 	return out
@@ -289,33 +234,38 @@ func reportEntries(rs []chain.Report) []ReportEntry {
 
 // manifest builds f's manifest from the current state: the stream's open
 // gaps whose resume row is in this file, the collector reports found
-// covered, and for unchained kinds the collector reports themselves.
-func (c *Core) manifest(f *file, rel string) Manifest {
+// covered, and for unchained kinds the collector reports themselves. It
+// also returns each gap's receive-time interval (ns, 0 if unknown), for
+// the quality summary.
+func (c *Core) manifest(f *file, rel string) (*manifest.Manifest, [][2]int64) {
 	k := f.key
 	p := period.Index(k.period)
-	m := Manifest{
-		SchemaVersion: 1, File: rel, Market: k.m.String(), Kind: k.k.String(), Symbol: k.sym,
+	var spans [][2]int64
+	m := &manifest.Manifest{
+		SchemaVersion: manifest.Version, File: rel, Market: k.m.String(), Kind: k.k.String(), Symbol: k.sym,
 		PeriodStart:   time.Unix(0, p.Start(c.cfg.Period)).UTC().Format(time.RFC3339),
-		PeriodSeconds: int64(c.cfg.Period / time.Second), Supplement: k.supp, Rows: f.nRows,
+		PeriodSeconds: int64(c.cfg.Period / time.Second), Supplement: int(k.supp), Rows: f.nRows,
 		FirstStreamSeq: f.firstSeq, LastStreamSeq: f.lastSeq, SequenceChecked: k.chained(),
-		Gaps: []GapEntry{}, Covered: reportEntries(f.covered), Resets: []ResetEntry{},
+		Gaps: []manifest.GapEntry{}, Covered: reportEntries(f.covered), Resets: []manifest.ResetEntry{},
 	}
 	if st := c.st.streams[k.streamKey]; st != nil && k.chained() {
 		for _, g := range st.chain.Gaps {
 			if g.File != k.ref() {
 				continue
 			}
-			m.Gaps = append(m.Gaps, GapEntry{AfterID: g.After, ResumePrevID: g.Resume, AfterReceivedTime: nsTime(g.AfterNs),
+			spans = append(spans, [2]int64{g.AfterNs, g.ResumeNs})
+			m.Gaps = append(m.Gaps, manifest.GapEntry{AfterID: g.After, ResumePrevID: g.Resume, AfterReceivedTime: nsTime(g.AfterNs),
 				ResumeReceivedTime: nsTime(g.ResumeNs), DetectedBy: "writer", Reports: reportEntries(g.Reports)})
 		}
 	}
 	for _, r := range f.reported {
-		m.Gaps = append(m.Gaps, GapEntry{AfterID: r.AfterID, ResumePrevID: r.ResumePrevID, AfterReceivedTime: nsTime(r.StartNs),
+		spans = append(spans, [2]int64{r.StartNs, r.EndNs})
+		m.Gaps = append(m.Gaps, manifest.GapEntry{AfterID: r.AfterID, ResumePrevID: r.ResumePrevID, AfterReceivedTime: nsTime(r.StartNs),
 			ResumeReceivedTime: nsTime(r.EndNs), DetectedBy: "collector", Reports: reportEntries([]chain.Report{r})})
 	}
 	for _, r := range f.resets {
-		m.Resets = append(m.Resets, ResetEntry{PreviousLastID: r.PrevLastID, NewID: r.NewID, ReceivedTime: nsTime(r.RecvNs)})
+		m.Resets = append(m.Resets, manifest.ResetEntry{PreviousLastID: r.PrevLastID, NewID: r.NewID, ReceivedTime: nsTime(r.RecvNs)})
 	}
 	m.GapCount = len(m.Gaps)
-	return m
+	return m, spans
 }

@@ -59,6 +59,7 @@ type stream struct {
 	sym          string
 	chain        chain.Chain   // chained kinds
 	sampled      chain.Sampled // the others
+	bridge       bridgeState   // diffs: REST snapshot bridge status (quality.go)
 }
 
 // part is a part file on disk: encoded row chunks of one output file.
@@ -88,6 +89,7 @@ type file struct {
 	covered  []chain.Report
 	reported []chain.Report // unfilled collector gap reports of unchained kinds (decided at seal)
 	resets   []resetNote
+	bridge   bridgeStats // diff files: snapshot bridge decisions (quality.go)
 }
 
 // memBytes is the memory the file holds against the budget.
@@ -118,8 +120,10 @@ var ckptMagic = []byte("DCWCKPT1")
 // in its open files (f.reported, all listed as gaps) become claims,
 // decided at seal like new ones, except in files of an interrupted seal,
 // which keep the old decision so that the re-run seal writes what the old
-// writer may already have published.
-const ckptVersion = 2
+// writer may already have published. Version 3 added the snapshot bridge
+// state of diff streams and the bridge decisions of open diff files
+// (quality.go); older checkpoints start them empty.
+const ckptVersion = 3
 
 // header identifies the configuration a checkpoint was written with;
 // changing the period or the shard under an existing checkpoint would
@@ -249,6 +253,18 @@ func (s *state) encode(h header, dst []byte) []byte {
 			e.i(p.AfterID)
 			e.i(p.End)
 		}
+		b := &st.bridge
+		e.i(b.Base)
+		e.boolean(b.HasHead)
+		e.i(b.HeadFile.Period)
+		e.i(int64(b.HeadFile.Supp))
+		e.boolean(b.HasBridged)
+		e.i(b.MaxBridged)
+		e.count(len(b.Pending))
+		for _, p := range b.Pending {
+			e.i(p.ID)
+			e.i(p.RecvNs)
+		}
 	}
 
 	fk := make([]fileKey, 0, len(s.files))
@@ -281,6 +297,10 @@ func (s *state) encode(h header, dst []byte) []byte {
 			e.i(r.NewID)
 			e.i(r.RecvNs)
 		}
+		e.i(f.bridge.snaps)
+		e.i(f.bridge.bridged)
+		e.i(f.bridge.firstBridgeNs)
+		e.i(f.bridge.lastBridgeNs)
 	}
 
 	pk := make([]periodKey, 0, len(s.nextSupp))
@@ -319,7 +339,7 @@ func decodeState(b []byte) (*state, header, error) {
 	}
 	d := dec{b: body[len(ckptMagic):]}
 	version := d.u()
-	if version != 1 && version != ckptVersion {
+	if version < 1 || version > ckptVersion {
 		return nil, h, fmt.Errorf("%w: format version %d, this writer reads versions 1 to %d (a newer writer wrote it: run that version, or Finish with it, before downgrading)",
 			ErrCheckpointVersion, version, ckptVersion)
 	}
@@ -360,6 +380,9 @@ func decodeState(b []byte) (*state, header, error) {
 		} else {
 			decodeSampled(&d, sm)
 		}
+		if version >= 3 {
+			decodeBridge(&d, &st.bridge)
+		}
 		s.streams[k] = st
 	}
 
@@ -387,6 +410,9 @@ func decodeState(b []byte) (*state, header, error) {
 		nres := d.count(maxN)
 		for j := 0; j < nres && d.err == nil; j++ {
 			f.resets = append(f.resets, resetNote{PrevLastID: d.i(), NewID: d.i(), RecvNs: d.i()})
+		}
+		if version >= 3 {
+			f.bridge = bridgeStats{snaps: d.i(), bridged: d.i(), firstBridgeNs: d.i(), lastBridgeNs: d.i()}
 		}
 		s.files[f.key] = f
 	}
@@ -444,6 +470,19 @@ func decodeSampled(d *dec, sm *chain.Sampled) {
 	np := d.count(maxN)
 	for j := 0; j < np && d.err == nil; j++ {
 		sm.Past = append(sm.Past, chain.Past{Source: d.str(), AfterID: d.i(), End: d.i()})
+	}
+}
+
+// decodeBridge reads the version 3 bridge state of a stream.
+func decodeBridge(d *dec, b *bridgeState) {
+	b.Base = d.i()
+	b.HasHead = d.boolean()
+	b.HeadFile = chain.FileRef{Period: d.i(), Supp: int32(d.i())}
+	b.HasBridged = d.boolean()
+	b.MaxBridged = d.i()
+	n := d.count(maxPendingSnaps + 1)
+	for j := 0; j < n && d.err == nil; j++ {
+		b.Pending = append(b.Pending, snapNote{ID: d.i(), RecvNs: d.i()})
 	}
 }
 

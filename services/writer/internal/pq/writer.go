@@ -208,6 +208,7 @@ type FileWriter struct {
 
 	rows             int64
 	firstID, lastID  int64
+	times            TimeRange
 	closed, haveRows bool
 	scratch          []byte // decompression buffer of version 1 chunks
 
@@ -305,8 +306,32 @@ func (w *FileWriter) track(r *rows.Rows, i int) {
 	}
 	w.firstID = min(w.firstID, first)
 	w.lastID = max(w.lastID, last)
+	t := &w.times
+	recv := r.RecvUs[i]
+	if w.rows == 0 {
+		t.MinRecvUs, t.MaxRecvUs = recv, recv
+	}
+	t.MinRecvUs, t.MaxRecvUs = min(t.MinRecvUs, recv), max(t.MaxRecvUs, recv)
+	if len(r.EventUs) > 0 {
+		ev := r.EventUs[i]
+		if t.MinEventUs == 0 || ev < t.MinEventUs {
+			t.MinEventUs = ev
+		}
+		t.MaxEventUs = max(t.MaxEventUs, ev)
+	}
 	w.rows++
 }
+
+// TimeRange is the span of the rows' times, microseconds since the Unix
+// epoch; the event times are 0 for layouts without them (spot partials
+// and snapshots).
+type TimeRange struct {
+	MinRecvUs, MaxRecvUs   int64
+	MinEventUs, MaxEventUs int64
+}
+
+// Times is the span of the times of the rows written so far.
+func (w *FileWriter) Times() TimeRange { return w.times }
 
 func (w *FileWriter) flushPending() error {
 	if w.pending.N == 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/depthcap/depthcap/pkg/bus"
 	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/frames"
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/recording"
 	"github.com/depthcap/depthcap/pkg/svc"
@@ -183,7 +184,7 @@ func checkNoGaps(t *testing.T, parquet string) {
 	if err != nil {
 		t.Fatalf("manifest of %s: %v", parquet, err)
 	}
-	var m dataset.Manifest
+	var m manifest.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}

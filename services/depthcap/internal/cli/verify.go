@@ -178,6 +178,7 @@ func writeReport(w io.Writer, r *quality.Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d-%d\t%s\n", f.Path, f.Kind, f.Rows, f.FirstStreamSeq, f.LastStreamSeq, man)
 	}
 	_ = tw.Flush()
+	writeWriterQuality(w, r.Files)
 	fmt.Fprintf(w, "merge: %s\n\n", r.Merge)
 	fmt.Fprintf(w, "events: %d diff, %d partial, %d snapshot, received %s .. %s\n", r.Events.Diff, r.Events.Partial, r.Events.Snapshot,
 		fmtTime(r.Events.FirstTime), fmtTime(r.Events.LastTime))
@@ -252,4 +253,47 @@ func writeReport(w io.Writer, r *quality.Report) {
 	for _, s := range a.Invalid {
 		fmt.Fprintf(w, "  %s\n", s)
 	}
+}
+
+// writeWriterQuality prints the quality summaries the writer put in the
+// manifests (what the writer knew at seal, next to verify's own findings).
+func writeWriterQuality(w io.Writer, files []quality.FileSummary) {
+	n := 0
+	for _, f := range files {
+		if f.WriterQuality != nil {
+			n++
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "writer quality: none in the manifests (written before manifest version 2)")
+		return
+	}
+	fmt.Fprintln(w, "writer quality (manifests, at seal):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FILE\tROWS\tRECEIVED\tGAPS\tGAP TIME\tGAP SHARE\tCOVERED\tRESETS\tSNAPSHOT BRIDGE")
+	for _, f := range files {
+		q := f.WriterQuality
+		if q == nil {
+			continue
+		}
+		bridge := "-"
+		if b := q.Bridge; b != nil {
+			verdict := "not restorable"
+			if b.Restorable {
+				verdict = "restorable"
+			}
+			first := b.FirstBridgeTime
+			if first == "" {
+				first = "-"
+			}
+			bridge = fmt.Sprintf("%s: %d/%d snapshots bridged, first %s, %d/%d gaps restored", verdict, b.Bridged, b.Snapshots, first, b.GapsRestored, q.GapCount)
+		}
+		gaps := fmt.Sprint(q.GapCount)
+		if q.UntimedGaps > 0 {
+			gaps += fmt.Sprintf(" (%d untimed)", q.UntimedGaps)
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s .. %s\t%s\t%dms\t%.4f%%\t%d\t%d\t%s\n", f.Path, q.Rows, q.FirstReceivedTime, q.LastReceivedTime,
+			gaps, q.GapMs, 100*q.GapShare, q.CoveredReports, q.Resets, bridge)
+	}
+	_ = tw.Flush()
 }

@@ -182,10 +182,25 @@ func TestVerifyMutations(t *testing.T) {
 				t.Errorf("problems %v, want %q", r.Problems, tc.problem)
 			}
 			tc.check(t, &r)
+			// Every readable manifest carries the writer's quality
+			// summary, reported beside verify's findings (as sealed:
+			// a row deleted afterwards does not change it).
+			for _, f := range r.Files {
+				if f.Manifest != "ok" {
+					continue
+				}
+				q := f.WriterQuality
+				if q == nil || q.GapCount != f.ManifestGaps || q.Rows == 0 || (f.Kind == "diff") != (q.Bridge != nil) {
+					t.Errorf("%s: writer quality %+v, want the manifest's (%d gaps, rows, bridge for diffs)", f.Path, q, f.ManifestGaps)
+				}
+			}
 			// The table form says the same verdict.
 			code2, text, _ := run("verify", "--market", "spot", "--symbol", symbol, "--date", "2021-10-12", "--data", data)
 			if code2 != tc.code || (tc.code == ExitOK) != strings.Contains(text, "verdict: CLEAN") {
 				t.Errorf("table: exit %d\n%s", code2, text)
+			}
+			if !strings.Contains(text, "writer quality (manifests, at seal):") || !strings.Contains(text, "snapshots bridged") {
+				t.Errorf("table without the writer's quality summary:\n%s", text)
 			}
 		})
 	}

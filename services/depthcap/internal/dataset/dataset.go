@@ -42,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 )
 
@@ -65,8 +66,8 @@ type File struct {
 	FirstSeq uint64            // depthcap.first_stream_seq (0 if absent)
 	LastSeq  uint64            // depthcap.last_stream_seq
 
-	Manifest    *Manifest // the <name>.gaps.json beside it; nil if absent or unreadable
-	ManifestErr string    // why Manifest is nil, when a manifest was expected
+	Manifest    *manifest.Manifest // the <name>.gaps.json beside it; nil if absent or unreadable
+	ManifestErr string             // why Manifest is nil, when a manifest was expected
 }
 
 // Set is the files of one market, kind, symbol and UTC day, in stream
@@ -123,9 +124,7 @@ func ParseName(name string) (period string, start time.Time, supplement int, err
 }
 
 // ManifestName is the gap manifest of a Parquet file name.
-func ManifestName(parquetName string) string {
-	return strings.TrimSuffix(parquetName, ".parquet") + ".gaps.json"
-}
+func ManifestName(parquetName string) string { return manifest.Name(parquetName) }
 
 // Day truncates t to 00:00 UTC of its day.
 func Day(t time.Time) time.Time {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/depthcap/depthcap/pkg/book"
+	"github.com/depthcap/depthcap/pkg/manifest"
 )
 
 // Report is what Verify found in one symbol-day. It is the JSON of
@@ -43,6 +44,10 @@ type FileSummary struct {
 	LastStreamSeq  uint64 `json:"last_stream_seq"`
 	ManifestGaps   int    `json:"manifest_gaps"`
 	Manifest       string `json:"manifest"` // "ok", "missing" or the read error
+	// WriterQuality is the writer's quality summary from the manifest
+	// (SCHEMA.md, "Quality summary"), as the writer computed it at seal;
+	// absent for manifests written before it existed (version 1).
+	WriterQuality *manifest.Quality `json:"writer_quality,omitempty"`
 }
 
 // Events counts the day's rows per kind and their receive-time span.

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/depthcap/depthcap/pkg/book"
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/services/depthcap/internal/dataset"
 )
@@ -244,6 +245,7 @@ func fileSummaries(d daySets) []FileSummary {
 				FirstStreamSeq: f.FirstSeq, LastStreamSeq: f.LastSeq, Manifest: "ok"}
 			if f.Manifest != nil {
 				fs.ManifestGaps = len(f.Manifest.Gaps)
+				fs.WriterQuality = f.Manifest.Quality
 			} else {
 				fs.Manifest = f.ManifestErr
 			}
@@ -283,7 +285,7 @@ func coveredReports(d daySets) int {
 type manifestGap struct {
 	kind string
 	file string
-	g    dataset.GapEntry
+	g    manifest.GapEntry
 	used bool
 }
 
@@ -303,7 +305,7 @@ func manifestGaps(s *dataset.Set) []*manifestGap {
 	return out
 }
 
-func reasons(g dataset.GapEntry) []string {
+func reasons(g manifest.GapEntry) []string {
 	seen := map[string]bool{}
 	out := []string{}
 	for _, r := range g.Reports {
@@ -388,7 +390,7 @@ func (e *engine) reportGaps(m md.Market, d daySets, fileName func(int) string) (
 func manifestOnly(m md.Market, x *manifestGap) Gap {
 	g := Gap{Kind: x.kind, AfterID: x.g.AfterID, ResumePrevID: x.g.ResumePrevID, Source: "manifest",
 		Reasons: reasons(x.g), Manifest: x.file}
-	at, rt := dataset.ParseTime(x.g.AfterReceivedTime), dataset.ParseTime(x.g.ResumeReceivedTime)
+	at, rt := manifest.ParseTime(x.g.AfterReceivedTime), manifest.ParseTime(x.g.ResumeReceivedTime)
 	if !at.IsZero() {
 		g.AfterTime = &at
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/depthcap/depthcap/pkg/bus"
 	"github.com/depthcap/depthcap/pkg/bus/bustest"
 	depthcapv1 "github.com/depthcap/depthcap/pkg/gen/depthcap/v1"
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/svc"
 	"github.com/depthcap/depthcap/services/uploader"
@@ -257,6 +258,30 @@ func (h *harness) writeFile(rel string, n int, seed uint64) []byte {
 		h.t.Fatal(err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
+		h.t.Fatal(err)
+	}
+	h.files[rel] = data
+	return data
+}
+
+// writeManifest writes the gap manifest rel the way the writer does: a
+// version 2 manifest with a quality summary.
+func (h *harness) writeManifest(rel string) []byte {
+	h.t.Helper()
+	m := &manifest.Manifest{SchemaVersion: manifest.Version, File: strings.TrimSuffix(rel, manifest.Suffix) + ".parquet",
+		Market: "spot", Kind: "diff", Symbol: "BTCUSDT", PeriodStart: "2026-11-21T00:00:00Z", PeriodSeconds: 86400,
+		Rows: 3, SequenceChecked: true, GapCount: 0, Gaps: []manifest.GapEntry{}, Covered: []manifest.ReportEntry{}, Resets: []manifest.ResetEntry{},
+		Quality: &manifest.Quality{Rows: 3, FirstReceivedTime: "2026-11-21T00:00:00.1Z", LastReceivedTime: "2026-11-21T23:59:59.9Z",
+			Bridge: &manifest.Bridge{Snapshots: 2, Bridged: 2, FirstBridgeTime: "2026-11-21T00:00:00.2Z", LastBridgeTime: "2026-11-21T12:00:00Z", Restorable: true}}}
+	data, err := manifest.Marshal(m)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	p := filepath.Join(h.dataDir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
 		h.t.Fatal(err)
 	}
 	h.files[rel] = data

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	depthcapv1 "github.com/depthcap/depthcap/pkg/gen/depthcap/v1"
+	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/svc"
 	"github.com/depthcap/depthcap/services/uploader"
@@ -49,10 +50,17 @@ func TestUploadAndVerify(t *testing.T) {
 			var total int
 			seed := uint64(1)
 			for rel, n := range sizes {
+				if rel == gaps {
+					continue
+				}
 				h.writeFile(rel, n, seed)
 				seed++
 				total += n
 			}
+			// The sidecar is a real manifest with the writer's quality
+			// summary (pkg/manifest), uploaded beside its file.
+			sizes[gaps] = len(h.writeManifest(gaps))
+			total += sizes[gaps]
 			// Never uploaded: files being written, and what is not the layout.
 			for _, rel := range []string{
 				"spot/diff_orderbooks/BTCUSDT/.2026-11-22.parquet.tmp",
@@ -112,6 +120,13 @@ func TestUploadAndVerify(t *testing.T) {
 				if !h.localExists(rel) {
 					t.Errorf("%s deleted with LOCAL_RETENTION=0", rel)
 				}
+			}
+			up, err := manifest.Parse(h.object("md/" + gaps))
+			if err != nil {
+				t.Fatalf("uploaded manifest: %v", err)
+			}
+			if q := up.Quality; q == nil || q.Bridge == nil || !q.Bridge.Restorable || q.GapCount != up.GapCount {
+				t.Errorf("uploaded manifest quality %+v, want the writer's summary", q)
 			}
 			if n := r.files(uploader.ResultUploaded); n != len(sizes) {
 				t.Errorf("uploaded = %d, want %d (each file exactly once)", n, len(sizes))

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +18,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/depthcap/depthcap/pkg/toolbin"
 )
 
 // RunServer starts an embedded JetStream server on a random port with its
@@ -134,52 +135,18 @@ var (
 )
 
 // NATSServerBinary builds the nats-server binary of the version this
-// module depends on (once per test process, cached across runs in the
-// user cache dir) and returns its path.
+// module depends on (once per machine, cached in the user cache dir by
+// toolbin) and returns its path.
 func NATSServerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		version := natsServerVersion()
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			dir = os.TempDir()
-		}
-		binPath = filepath.Join(dir, "depthcap-test", "nats-server-"+version)
-		if _, err := os.Stat(binPath); err == nil {
-			return
-		}
-		tmp := binPath + fmt.Sprintf(".tmp%d", os.Getpid())
-		cmd := exec.Command("go", "build", "-o", tmp, "github.com/nats-io/nats-server/v2")
-		cmd.Dir = moduleDir()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build nats-server: %v\n%s", err, out)
-			return
-		}
-		buildErr = os.Rename(tmp, binPath)
+		const mod = "github.com/nats-io/nats-server/v2"
+		binPath, _, buildErr = toolbin.Build(toolbin.Spec{Name: "nats-server", ModDir: moduleDir(), Module: mod, Package: mod})
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-// natsServerVersion reads the pinned nats-server version from pkg/go.mod
-// (test binaries carry no dependency versions in their build info).
-func natsServerVersion() string {
-	b, err := os.ReadFile(filepath.Join(moduleDir(), "go.mod"))
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "github.com/nats-io/nats-server/v2" {
-			return f[1]
-		}
-		if len(f) >= 3 && f[0] == "require" && f[1] == "github.com/nats-io/nats-server/v2" {
-			return f[2]
-		}
-	}
-	return "unknown"
 }
 
 // moduleDir is the pkg module's directory (where go.mod names nats-server).

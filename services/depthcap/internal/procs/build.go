@@ -1,8 +1,6 @@
 package procs
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -11,11 +9,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/depthcap/depthcap/pkg/bus/bustest"
+	"github.com/depthcap/depthcap/pkg/toolbin"
 )
 
 // RepoRoot finds the repository root (the directory holding go.work)
@@ -107,67 +105,12 @@ func buildVersityGW(tb testing.TB) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	modDir := filepath.Join(root, ".ci", "s3")
-	version, err := requiredVersion(filepath.Join(modDir, "go.mod"), versitygwModule)
-	if err != nil {
-		return "", err
+	bin, took, err := toolbin.Build(toolbin.Spec{Name: "versitygw", ModDir: filepath.Join(root, ".ci", "s3"), Module: versitygwModule,
+		Package: versitygwModule + "/cmd/versitygw", Env: []string{"GOWORK=off"}})
+	if took > 0 {
+		tb.Logf("procs: built versitygw in %s", took.Round(time.Second))
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "depthcap-test")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("versitygw cache dir: %w", err)
-	}
-	bin := filepath.Join(dir, "versitygw-"+version)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	lock, err := os.OpenFile(bin+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("versitygw build lock: %w", err)
-	}
-	defer func() { _ = lock.Close() }()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("versitygw build lock: %w", err)
-	}
-	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
-	if _, err := os.Stat(bin); err == nil { // built by another process meanwhile
-		return bin, nil
-	}
-	tmp := fmt.Sprintf("%s.tmp%d", bin, os.Getpid())
-	start := time.Now()
-	cmd := exec.Command("go", "-C", modDir, "build", "-o", tmp, versitygwModule+"/cmd/versitygw")
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("build versitygw %s in %s: %w\n%s", version, modDir, err, out)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", fmt.Errorf("install versitygw: %w", err)
-	}
-	tb.Logf("procs: built versitygw %s in %s", version, time.Since(start).Round(time.Second))
-	return bin, nil
-}
-
-// requiredVersion reads module's version from a go.mod.
-func requiredVersion(gomod, module string) (string, error) {
-	b, err := os.ReadFile(gomod)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", gomod, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == module {
-			return f[1], nil
-		}
-		if len(f) >= 3 && f[0] == "require" && f[1] == module {
-			return f[2], nil
-		}
-	}
-	return "", fmt.Errorf("%s does not require %s", gomod, module)
+	return bin, err
 }
 
 var (

@@ -5,22 +5,20 @@
 package s3test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/depthcap/depthcap/pkg/toolbin"
 )
 
 // Credentials and region of every test server. Region auto is what R2
@@ -60,47 +58,9 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	version, err := pinnedVersion(filepath.Join(modDir, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "depthcap-test")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("versitygw cache dir: %w", err)
-	}
-	bin := filepath.Join(dir, "versitygw-"+version)
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	lock, err := os.OpenFile(bin+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("versitygw build lock: %w", err)
-	}
-	defer func() { _ = lock.Close() }()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("versitygw build lock: %w", err)
-	}
-	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
-	if _, err := os.Stat(bin); err == nil { // built by another process meanwhile
-		return bin, nil
-	}
-	tmp := fmt.Sprintf("%s.tmp%d", bin, os.Getpid())
-	start := time.Now()
-	cmd := exec.Command("go", "-C", modDir, "build", "-o", tmp, toolModule+"/cmd/versitygw")
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("build versitygw %s in %s: %w\n%s", version, modDir, err, out)
-	}
-	BuildTime = time.Since(start)
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", fmt.Errorf("install versitygw: %w", err)
-	}
-	return bin, nil
+	bin, took, err := toolbin.Build(toolbin.Spec{Name: "versitygw", ModDir: modDir, Module: toolModule, Package: toolModule + "/cmd/versitygw", Env: []string{"GOWORK=off"}})
+	BuildTime = took
+	return bin, err
 }
 
 // toolsDir finds .ci/s3 above the working directory (the package under
@@ -121,25 +81,6 @@ func toolsDir() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// pinnedVersion reads the versitygw version from the tools go.mod.
-func pinnedVersion(gomod string) (string, error) {
-	b, err := os.ReadFile(gomod)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", gomod, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == toolModule {
-			return f[1], nil
-		}
-		if len(f) >= 3 && f[0] == "require" && f[1] == toolModule {
-			return f[2], nil
-		}
-	}
-	return "", fmt.Errorf("%s does not require %s", gomod, toolModule)
 }
 
 // Server is a versitygw process serving a posix directory over HTTP.

@@ -1,0 +1,27 @@
+package toolbin
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestPinnedVersion(t *testing.T) {
+	gomod := filepath.Join(t.TempDir(), "go.mod")
+	body := "module x\n\ngo 1.25\n\nrequire example.com/one v1.2.3\n\nrequire (\n\texample.com/two v0.4.0 // indirect\n)\n"
+	if err := os.WriteFile(gomod, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for mod, want := range map[string]string{"example.com/one": "v1.2.3", "example.com/two": "v0.4.0"} {
+		got, err := PinnedVersion(gomod, mod)
+		if err != nil || got != want {
+			t.Errorf("PinnedVersion(%s) = %q, %v; want %q", mod, got, err, want)
+		}
+	}
+	if _, err := PinnedVersion(gomod, "example.com/three"); err == nil {
+		t.Error("a module the go.mod does not require has no error")
+	}
+	if _, err := PinnedVersion(filepath.Join(t.TempDir(), "none"), "example.com/one"); err == nil {
+		t.Error("a missing go.mod has no error")
+	}
+}

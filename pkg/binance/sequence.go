@@ -44,6 +44,22 @@ func FuturesBridges(U, u, lastUpdateID int64) bool {
 	return U <= lastUpdateID && lastUpdateID <= u
 }
 
+// BridgeMin is the lowest snapshot lastUpdateId that a diff event whose
+// first update id is U can bridge: U-1 on spot (U <= lastUpdateId+1),
+// U on USD-M (U <= lastUpdateId). A snapshot below it is older than the
+// event: the updates between the two are not in the stream. A snapshot at
+// or above it is bridged by that event or a later one of the unbroken
+// chain that follows (on USD-M, whose ids are not consecutive, provided
+// its lastUpdateId lies inside an event's [U, u], as the bridge rule
+// assumes). After a diff gap, BridgeMin of the first event after the gap
+// is the oldest snapshot that restores the book.
+func BridgeMin(m md.Market, U int64) int64 {
+	if m == md.Futures {
+		return U
+	}
+	return U - 1
+}
+
 // Bridges applies the bridge rule of market m.
 func Bridges(m md.Market, U, u, lastUpdateID int64) bool {
 	if m == md.Futures {

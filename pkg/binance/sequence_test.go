@@ -47,6 +47,37 @@ func TestBridges(t *testing.T) {
 	}
 }
 
+// TestBridgeMin proves BridgeMin is the bridge rule's threshold: an
+// event [U, u] bridges a snapshot at BridgeMin(U) and not one below it,
+// on both markets, for single-id and longer events.
+func TestBridgeMin(t *testing.T) {
+	tests := []struct {
+		name string
+		m    md.Market
+		U, u int64
+		want int64
+	}{
+		{"spot", md.Spot, 10, 12, 9},
+		{"spot single id", md.Spot, 21, 21, 20},
+		{"futures", md.Futures, 10, 12, 10},
+		{"futures single id", md.Futures, 600859603597, 600859603597, 600859603597},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := BridgeMin(tt.m, tt.U)
+			if got != tt.want {
+				t.Fatalf("BridgeMin = %d, want %d", got, tt.want)
+			}
+			if !Bridges(tt.m, tt.U, tt.u, got) {
+				t.Errorf("[%d, %d] does not bridge a snapshot at %d", tt.U, tt.u, got)
+			}
+			if Bridges(tt.m, tt.U, tt.u, got-1) {
+				t.Errorf("[%d, %d] bridges a snapshot at %d, below BridgeMin", tt.U, tt.u, got-1)
+			}
+		})
+	}
+}
+
 func TestFollows(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -496,9 +496,12 @@ func (e *Engine) retryPending(closeAll bool) int {
 	for _, st := range list {
 		st.mu.Lock()
 		if st.t.ovOpen && (roomy || closeAll) {
+			lastDropped := st.t.ov.ResumePrevID
 			st.t.closeOverflow(time.Now().UnixNano())
 			if st.kind == md.Diff {
-				defer e.requestSnapshot(st.sym)
+				// The next event is not here yet; its U is at least the
+				// last dropped u + 1 (exactly that on spot).
+				defer e.requestSnapshot(st.sym, binance.BridgeMin(e.market, lastDropped+1))
 			}
 		}
 		done := e.flushLocked(st) && !st.t.ovOpen

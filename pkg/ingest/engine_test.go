@@ -674,43 +674,64 @@ func TestSymbolRefresh(t *testing.T) {
 
 // TestSnapshotRequest proves that a diff gap sends one best-effort
 // ctl.snapshot.<market>.<SYMBOL> request (answered here by a test
-// responder), that requests for the same symbol are rate-limited, and
+// responder) whose body carries min_update_id, the lowest lastUpdateId a
+// snapshot needs for the first diff after the gap to bridge it (spot
+// U-1, USD-M U); that requests for the same symbol are rate-limited; and
 // that a request nobody answers is counted, not waited for.
 func TestSnapshotRequest(t *testing.T) {
-	h := startHarness(t, harnessOpts{symbols: "BTCUSDT,ETHUSDT", realNATS: true, mut: func(c *Config) { c.PartialLevels = 0 }})
-	got := make(chan string, 10)
-	sub, err := h.conn.NC.Subscribe("ctl.snapshot.spot.BTCUSDT", func(m *nats.Msg) {
-		got <- m.Subject + " " + string(m.Data)
-		_ = m.Respond([]byte(`{"ok":true}`))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	c := h.ex.next(5 * time.Second)
-	for _, f := range []string{
-		spotDiff("BTCUSDT", 1, 5), spotDiff("BTCUSDT", 10, 12), spotDiff("BTCUSDT", 20, 22), // two gaps
-		spotDiff("ETHUSDT", 1, 5), spotDiff("ETHUSDT", 10, 12), // one gap, nobody answers
+	for _, tt := range []struct {
+		m       md.Market
+		frames  []string // BTCUSDT: two gaps; ETHUSDT: one gap, nobody answers
+		wantMin int64
+	}{
+		{md.Spot, []string{
+			spotDiff("BTCUSDT", 1, 5), spotDiff("BTCUSDT", 10, 12), spotDiff("BTCUSDT", 20, 22),
+			spotDiff("ETHUSDT", 1, 5), spotDiff("ETHUSDT", 10, 12),
+		}, 9},
+		{md.Futures, []string{
+			futuresDiff("BTCUSDT", 1, 5, 0), futuresDiff("BTCUSDT", 10, 12, 8), futuresDiff("BTCUSDT", 20, 22, 17),
+			futuresDiff("ETHUSDT", 1, 5, 0), futuresDiff("ETHUSDT", 10, 12, 8),
+		}, 10},
 	} {
-		if err := c.write(f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case s := <-got:
-		if !strings.HasPrefix(s, "ctl.snapshot.spot.BTCUSDT ") || !strings.Contains(s, `"symbol":"BTCUSDT"`) {
-			t.Errorf("request %s", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no snapshot request")
-	}
-	sr := func(result string) float64 { return value(h.e.met.v.snapshotReqs.WithLabelValues("spot", result)) }
-	waitFor(t, 10*time.Second, "results counted", func() bool {
-		return sr("ok") == 1 && sr("rate_limited") == 1 && sr("no_responders") == 1
-	})
-	select {
-	case s := <-got:
-		t.Errorf("second request within the rate limit: %s", s)
-	default:
+		t.Run(tt.m.String(), func(t *testing.T) {
+			h := startHarness(t, harnessOpts{market: tt.m, symbols: "BTCUSDT,ETHUSDT", realNATS: true, mut: func(c *Config) { c.PartialLevels = 0 }})
+			subject := md.ControlSubject(tt.m, "BTCUSDT")
+			got := make(chan *nats.Msg, 10)
+			sub, err := h.conn.NC.Subscribe(subject, func(m *nats.Msg) {
+				got <- m
+				_ = m.Respond([]byte(`{"last_update_id":100}`))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Unsubscribe() })
+			c := h.ex.next(5 * time.Second)
+			for _, f := range tt.frames {
+				if err := c.write(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case m := <-got:
+				req, err := md.ParseSnapshotRequest(m.Data, tt.m, "BTCUSDT")
+				want := md.SnapshotRequest{Market: tt.m.String(), Symbol: "BTCUSDT", Source: "test", Reason: "gap", MinUpdateID: tt.wantMin}
+				if m.Subject != subject || err != nil || req != want {
+					t.Errorf("request %s %s: %+v (%v), want %+v", m.Subject, m.Data, req, err, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no snapshot request")
+			}
+			sr := func(result string) float64 {
+				return value(h.e.met.v.snapshotReqs.WithLabelValues(tt.m.String(), result))
+			}
+			waitFor(t, 10*time.Second, "results counted", func() bool {
+				return sr("ok") == 1 && sr("rate_limited") == 1 && sr("no_responders") == 1
+			})
+			select {
+			case m := <-got:
+				t.Errorf("second request within the rate limit: %s", m.Data)
+			default:
+			}
+		})
 	}
 }

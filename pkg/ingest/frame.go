@@ -77,22 +77,26 @@ func (c *wsConn) handle(frame []byte, recvNs int64, holding bool) {
 	}
 	e.flushLocked(st)
 	wasOpen := st.t.ovOpen
-	if e.enqueueFrame(st, &c.env, recvNs) {
+	ok := e.enqueueFrame(st, &c.env, recvNs)
+	if ok {
 		st.t.accepted(id, recvNs)
 		km.published.Inc()
 	} else {
 		st.t.dropped(id, prev, recvNs)
 		km.dropped.Inc()
 	}
-	closed := wasOpen && !st.t.ovOpen
 	if st.t.npend > 0 || st.t.ovOpen {
 		if !e.flushLocked(st) || st.t.ovOpen {
 			e.addPending(st)
 		}
 	}
 	st.mu.Unlock()
-	if (gap || closed) && st.kind == md.Diff {
-		e.requestSnapshot(st.sym)
+	// After a loss (a break in the chain, or dropped frames), this frame is
+	// the first published diff: a snapshot it bridges restores the book.
+	// A dropped frame asks nothing yet: the loss goes on, and the overflow
+	// record's close asks once the stream is published again.
+	if ok && (gap || wasOpen) && st.kind == md.Diff {
+		e.requestSnapshot(st.sym, binance.BridgeMin(e.market, c.h.FirstUpdateID))
 	}
 }
 

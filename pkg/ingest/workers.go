@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -161,16 +162,26 @@ const (
 // frame path never waits for it; failures are counted.
 type snapWorker struct {
 	e  *Engine
-	ch chan *symState
+	ch chan snapReq
+}
+
+// snapReq is one queued request: the symbol and the lowest lastUpdateId
+// a snapshot needs to restore its book after the gap.
+type snapReq struct {
+	s     *symState
+	minID int64
 }
 
 func newSnapWorker(e *Engine) *snapWorker {
-	return &snapWorker{e: e, ch: make(chan *symState, snapQueue)}
+	return &snapWorker{e: e, ch: make(chan snapReq, snapQueue)}
 }
 
 // requestSnapshot queues a snapshot request for s, at most one per symbol
-// per snapMinInterval.
-func (e *Engine) requestSnapshot(s *symState) {
+// per snapMinInterval. minID is the lowest lastUpdateId that is of use:
+// binance.BridgeMin of the first diff published after the gap (spot
+// U-1, USD-M U). The snapshotter does not answer with an older snapshot,
+// which could not restore the book after the gap.
+func (e *Engine) requestSnapshot(s *symState, minID int64) {
 	now := time.Now().UnixNano()
 	last := s.lastSnapReq.Load()
 	if now-last < int64(snapMinInterval) || !s.lastSnapReq.CompareAndSwap(last, now) {
@@ -178,7 +189,7 @@ func (e *Engine) requestSnapshot(s *symState) {
 		return
 	}
 	select {
-	case e.snap.ch <- s:
+	case e.snap.ch <- snapReq{s: s, minID: minID}:
 	default:
 		e.met.v.snapshotReqs.WithLabelValues(e.market.String(), "queue_full").Inc()
 	}
@@ -192,8 +203,8 @@ func (w *snapWorker) run(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 					return
-				case s := <-w.ch:
-					w.request(ctx, s)
+				case r := <-w.ch:
+					w.request(ctx, r)
 				}
 			}
 		})
@@ -201,7 +212,7 @@ func (w *snapWorker) run(ctx context.Context) {
 	wg.Wait()
 }
 
-func (w *snapWorker) request(ctx context.Context, s *symState) {
+func (w *snapWorker) request(ctx context.Context, r snapReq) {
 	e := w.e
 	result := "ok"
 	defer func() { e.met.v.snapshotReqs.WithLabelValues(e.market.String(), result).Inc() }()
@@ -209,10 +220,14 @@ func (w *snapWorker) request(ctx context.Context, s *symState) {
 		result = "no_connection"
 		return
 	}
-	payload := []byte(`{"market":"` + e.market.String() + `","symbol":"` + s.name + `","source":` + strconv.Quote(e.source) + `,"reason":"gap"}`)
+	payload, err := json.Marshal(md.SnapshotRequest{Market: e.market.String(), Symbol: r.s.name, Source: e.source, Reason: "gap", MinUpdateID: r.minID})
+	if err != nil {
+		result = "error" // unreachable: strings and an integer always encode
+		return
+	}
 	rctx, cancel := context.WithTimeout(ctx, snapTimeout)
 	defer cancel()
-	_, err := e.conn.NC.RequestWithContext(rctx, s.ctlSubject, payload)
+	_, err = e.conn.NC.RequestWithContext(rctx, r.s.ctlSubject, payload)
 	switch {
 	case err == nil:
 	case errors.Is(err, nats.ErrNoResponders):

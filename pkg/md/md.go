@@ -9,6 +9,8 @@
 package md
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -291,4 +293,50 @@ func ValidSymbol(s string) bool {
 		}
 	}
 	return true
+}
+
+// SnapshotRequest is the JSON body of an on-demand snapshot request on
+// ctl.snapshot.<market>.<SYMBOL>. Every field is optional: an empty body
+// (or one without min_update_id) asks for a recent snapshot, with no
+// condition on its update id.
+type SnapshotRequest struct {
+	Market string `json:"market,omitempty"` // when present, the subject's market
+	Symbol string `json:"symbol,omitempty"` // when present, the subject's symbol
+	Source string `json:"source,omitempty"` // the requester (SOURCE_ID), for logs
+	Reason string `json:"reason,omitempty"` // why, e.g. "gap", for logs
+	// MinUpdateID is the lowest lastUpdateId a snapshot must have to be of
+	// use to the requester; 0 means any. After a diff gap the ingest sends
+	// the lowest lastUpdateId the first diff after the gap bridges
+	// (binance.BridgeMin: spot U-1, USD-M U): an older snapshot cannot
+	// restore the book after the gap.
+	MinUpdateID int64 `json:"min_update_id,omitempty"`
+}
+
+// ErrBadPayload reports a control request body that is not a valid
+// SnapshotRequest.
+var ErrBadPayload = errors.New("bad request payload")
+
+// ParseSnapshotRequest decodes the body of a request on the control
+// subject of market m and symbol. An empty body (or only white space, or
+// null) is the zero request. Errors wrap ErrBadPayload: a body that is not
+// one JSON object, a field of the wrong type, a negative or fractional
+// min_update_id, a market or symbol other than the subject's. Unknown
+// fields are ignored.
+func ParseSnapshotRequest(body []byte, m Market, symbol string) (SnapshotRequest, error) {
+	var r SnapshotRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return r, nil
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return SnapshotRequest{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	switch {
+	case r.MinUpdateID < 0:
+		return SnapshotRequest{}, fmt.Errorf("%w: min_update_id %d < 0", ErrBadPayload, r.MinUpdateID)
+	case r.Market != "" && r.Market != m.String():
+		return SnapshotRequest{}, fmt.Errorf("%w: market %q on the subject of %s", ErrBadPayload, r.Market, m)
+	case r.Symbol != "" && r.Symbol != symbol:
+		return SnapshotRequest{}, fmt.Errorf("%w: symbol %q on the subject of %s", ErrBadPayload, r.Symbol, symbol)
+	}
+	return r, nil
 }

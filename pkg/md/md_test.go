@@ -1,6 +1,7 @@
 package md
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -105,5 +106,77 @@ func FuzzParseSubject(f *testing.F) {
 			}
 		}
 		_, _, _ = ParseControlSubject(s)
+	})
+}
+
+// TestParseSnapshotRequest proves the control body contract: absent or
+// old bodies are the zero condition, the ingest's body round-trips, and
+// every malformed body is ErrBadPayload.
+func TestParseSnapshotRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		want    SnapshotRequest
+		wantErr error
+	}{
+		{"empty", "", SnapshotRequest{}, nil},
+		{"white space", " \n\t", SnapshotRequest{}, nil},
+		{"null", "null", SnapshotRequest{}, nil},
+		{"old ingest body", `{"market":"spot","symbol":"BTCUSDT","source":"a","reason":"gap"}`,
+			SnapshotRequest{Market: "spot", Symbol: "BTCUSDT", Source: "a", Reason: "gap"}, nil},
+		{"min_update_id", `{"market":"spot","symbol":"BTCUSDT","min_update_id":9007199254740993}`,
+			SnapshotRequest{Market: "spot", Symbol: "BTCUSDT", MinUpdateID: 9007199254740993}, nil},
+		{"unknown fields ignored", `{"min_update_id":5,"later":{"x":[1]}}`, SnapshotRequest{MinUpdateID: 5}, nil},
+		{"not json", `min_update_id=5`, SnapshotRequest{}, ErrBadPayload},
+		{"array", `[5]`, SnapshotRequest{}, ErrBadPayload},
+		{"string id", `{"min_update_id":"5"}`, SnapshotRequest{}, ErrBadPayload},
+		{"fraction", `{"min_update_id":5.5}`, SnapshotRequest{}, ErrBadPayload},
+		{"exponent", `{"min_update_id":5e3}`, SnapshotRequest{}, ErrBadPayload},
+		{"overflow", `{"min_update_id":9223372036854775808}`, SnapshotRequest{}, ErrBadPayload},
+		{"negative", `{"min_update_id":-1}`, SnapshotRequest{}, ErrBadPayload},
+		{"trailing data", `{"min_update_id":5}{}`, SnapshotRequest{}, ErrBadPayload},
+		{"other market", `{"market":"futures"}`, SnapshotRequest{}, ErrBadPayload},
+		{"other symbol", `{"symbol":"ETHUSDT"}`, SnapshotRequest{}, ErrBadPayload},
+		{"lower-case symbol", `{"symbol":"btcusdt"}`, SnapshotRequest{}, ErrBadPayload},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseSnapshotRequest([]byte(tt.body), Spot, "BTCUSDT")
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzParseSnapshotRequest checks that the control body decoder never
+// panics, that what it accepts obeys the contract, and that it
+// round-trips through encoding/json.
+func FuzzParseSnapshotRequest(f *testing.F) {
+	for _, s := range []string{"", `{"market":"spot","symbol":"BTCUSDT","source":"a","reason":"gap","min_update_id":9}`,
+		`{"min_update_id":-1}`, `{"min_update_id":1e2}`, `[`, "null", `{"symbol":"币安人生USDT"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := ParseSnapshotRequest(body, Spot, "BTCUSDT")
+		if err != nil {
+			if !errors.Is(err, ErrBadPayload) {
+				t.Fatalf("error %v does not wrap ErrBadPayload", err)
+			}
+			return
+		}
+		if r.MinUpdateID < 0 || (r.Market != "" && r.Market != "spot") || (r.Symbol != "" && r.Symbol != "BTCUSDT") {
+			t.Fatalf("accepted %+v from %q", r, body)
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r2, err := ParseSnapshotRequest(b, Spot, "BTCUSDT"); err != nil || r2 != r {
+			t.Fatalf("round trip of %+v: %+v, %v", r, r2, err)
+		}
 	})
 }

@@ -44,7 +44,7 @@ type Settings struct {
 	FuturesLimit int           `envconfig:"SNAPSHOT_FUTURES_LIMIT" desc:"overrides SNAPSHOT_LIMIT for futures (5, 10, 20, 50, 100, 500, 1000)"`
 	Budget       float64       `envconfig:"SNAPSHOT_BUDGET" default:"0.5" desc:"share of the exchange's per-window weight limit (exchangeInfo rateLimits REQUEST_WEIGHT) this snapshotter may use, 0 < x <= 1; the IP total is kept under 90% in any case"`
 
-	OnDemandMinInterval time.Duration `envconfig:"SNAPSHOT_ONDEMAND_MIN_INTERVAL" default:"1s" desc:"an on-demand request is answered with a snapshot requested from the exchange at most this long before it arrived (coalescing); 0 always takes a new one unless one is still queued"`
+	OnDemandMinInterval time.Duration `envconfig:"SNAPSHOT_ONDEMAND_MIN_INTERVAL" default:"1s" desc:"an on-demand request is answered with a snapshot requested from the exchange at most this long before it arrived and reaching its min_update_id (coalescing); 0 always takes a new one unless one is still queued"`
 	OnDemandMaxWaiters  int           `envconfig:"SNAPSHOT_ONDEMAND_MAX_WAITERS" default:"1024" desc:"on-demand requests waiting for one symbol's snapshot; more are answered with an error"`
 
 	ConnectTimeout time.Duration `envconfig:"SNAPSHOT_CONNECT_TIMEOUT" default:"5s" desc:"TCP connect and TLS handshake timeout of REST requests"`

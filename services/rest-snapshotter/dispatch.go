@@ -2,6 +2,7 @@ package snapshotter
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,17 +72,18 @@ func (mk *market) step(fetchCtx context.Context) time.Duration {
 		}
 	}
 	var kind jobKind
+	di, demandIn := mk.dueDemandLocked(now)
 	switch {
-	case len(mk.demandQ) > 0:
+	case di >= 0:
 		kind = kindDemand
 	case len(mk.retryQ) > 0:
 		kind = kindRetry
 	case len(mk.rotation) > 0 && !now.Before(mk.due):
 		kind = kindSched
 	case len(mk.rotation) > 0:
-		return mk.due.Sub(now)
+		return sooner(mk.due.Sub(now), demandIn)
 	default:
-		return time.Hour
+		return sooner(time.Hour, demandIn)
 	}
 	w := float64(mk.weight)
 	rate := mk.gov.Rate(now)
@@ -91,7 +93,7 @@ func (mk *market) step(fetchCtx context.Context) time.Duration {
 		need = w
 	}
 	if d := mk.bucket.Wait(need, rate); d > 0 {
-		return min(d, mk.plan.Limits.Window)
+		return sooner(min(d, mk.plan.Limits.Window), demandIn) // a held-back on-demand job needs less
 	}
 	if d := mk.gov.Wait(now, mk.weight); d > 0 {
 		// The exchange's window boundary may be a little later than ours.
@@ -101,7 +103,8 @@ func (mk *market) step(fetchCtx context.Context) time.Duration {
 	var j *job
 	switch kind {
 	case kindDemand:
-		j, mk.demandQ = mk.demandQ[0], mk.demandQ[1:]
+		j = mk.demandQ[di]
+		mk.demandQ = slices.Delete(mk.demandQ, di, di+1)
 	case kindRetry:
 		j, mk.retryQ = mk.retryQ[0], mk.retryQ[1:]
 	case kindSched:
@@ -131,6 +134,31 @@ func (mk *market) step(fetchCtx context.Context) time.Duration {
 	mk.s.met.weightAllowed.WithLabelValues(mk.name).Set(min(rate*win, float64(mk.plan.Budget)))
 	mk.s.met.weightOthers.WithLabelValues(mk.name).Set(mk.gov.OthersRate(now) * win)
 	return 0
+}
+
+// dueDemandLocked returns the index of the first on-demand job that may
+// be sent at now, or -1 and how long until the first held-back one may
+// (0 when there is none).
+func (mk *market) dueDemandLocked(now time.Time) (int, time.Duration) {
+	var wait time.Duration
+	for i, j := range mk.demandQ {
+		d := j.notBefore.Sub(now)
+		if d <= 0 {
+			return i, 0
+		}
+		if wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	return -1, wait
+}
+
+// sooner is d, or wake when it is positive and earlier.
+func sooner(d, wake time.Duration) time.Duration {
+	if wake > 0 && wake < d {
+		return wake
+	}
+	return d
 }
 
 // nextScheduled returns a job for the next symbol of the rotation that has

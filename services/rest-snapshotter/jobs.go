@@ -3,6 +3,8 @@ package snapshotter
 import (
 	"slices"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // requeueLocked puts a job back at the front of its queue (on-demand jobs
@@ -60,15 +62,21 @@ func (mk *market) dropQueuedLocked() []waiter {
 }
 
 // releaseLocked ends a job: the symbol is free again, and requests that
-// need a later snapshot get a new on-demand job.
-func (mk *market) releaseLocked(j *job) {
+// need a later snapshot (j.after, and lagging: the ones its snapshot did
+// not reach the min_update_id of) get a new on-demand job. After a lagging
+// snapshot the new job waits lagDelay: the exchange's REST API was behind
+// its stream a moment ago.
+func (mk *market) releaseLocked(j *job, lagging []waiter) {
 	if mk.busy[j.sym] == j {
 		delete(mk.busy, j.sym)
 	}
-	if len(j.after) == 0 {
+	if len(j.after) == 0 && len(lagging) == 0 {
 		return
 	}
-	nj := &job{sym: j.sym, onDemand: true, waiters: j.after}
+	nj := &job{sym: j.sym, onDemand: true, waiters: append(lagging, j.after...)}
+	if d := lagDelay(lagging); d > 0 {
+		nj.notBefore = time.Now().Add(d)
+	}
 	j.after = nil
 	mk.busy[j.sym] = nj
 	mk.demandQ = append(mk.demandQ, nj)
@@ -80,7 +88,7 @@ func (mk *market) fail(j *job, reason, msg string) {
 	mk.mu.Lock()
 	ws := j.waiters
 	j.waiters = nil
-	mk.releaseLocked(j)
+	mk.releaseLocked(j, nil)
 	mk.mu.Unlock()
 	mk.s.met.failed.WithLabelValues(mk.name, reason).Inc()
 	mk.replyErrors(ws, "failed", msg)
@@ -92,9 +100,9 @@ func (mk *market) storedOK(j *job, id int64, reqAt, recvAt time.Time, duplicate 
 	if prev, ok := mk.last[j.sym]; mk.known[j.sym] && (!ok || !reqAt.Before(prev.sentAt)) {
 		mk.last[j.sym] = stored{id: id, sentAt: reqAt, recvAt: recvAt}
 	}
-	ws := j.waiters
+	served, lagging, expired := sortWaiters(j.waiters, id, reqAt)
 	j.waiters = nil
-	mk.releaseLocked(j)
+	mk.releaseLocked(j, lagging)
 	perSymbol := mk.s.cfg.PerSymbolMetrics && slices.Contains(mk.rotation, j.sym)
 	mk.mu.Unlock()
 	res := "stored"
@@ -105,7 +113,16 @@ func (mk *market) storedOK(j *job, id int64, reqAt, recvAt time.Time, duplicate 
 	if perSymbol {
 		mk.s.met.lastTimestamp.WithLabelValues(mk.name, j.sym).Set(float64(recvAt.UnixNano()) / 1e9)
 	}
-	mk.replyOK(ws, id, false, "fetched")
+	if n := len(lagging) + len(expired); n > 0 {
+		mk.s.met.onDemandLagged.WithLabelValues(mk.name).Add(float64(n))
+		if ok, sup := mk.s.limit.Allow("lagged:" + mk.name); ok {
+			mk.s.log.Info("snapshot below the min_update_id of waiting on-demand requests",
+				zap.String("market", mk.name), zap.String("symbol", j.sym), zap.Int64("last_update_id", id),
+				zap.Int("retried", len(lagging)), zap.Int("given_up", len(expired)), zap.Int("suppressed", sup))
+		}
+	}
+	mk.replyOK(served, id, false, "fetched")
+	mk.replyLagged(expired, id)
 }
 
 // close stops on-demand intake and answers queued requests (shutdown).

@@ -31,6 +31,14 @@ const (
 	// defaultBan is the pause after a 418 without Retry-After: Binance's
 	// shortest ban.
 	defaultBan = 2 * time.Minute
+	// onDemandLagAttempts bounds the snapshots taken for one on-demand
+	// request whose min_update_id the REST API has not reached: after this
+	// many, requested after the request arrived, it gets an error.
+	onDemandLagAttempts = 3
+	// onDemandLagDelay is the wait before the next snapshot after the
+	// n-th lagging one: onDemandLagDelay × 2^(n-1), time for a REST API
+	// behind the stream to catch up (about 0.6 s over the attempts).
+	onDemandLagDelay = 200 * time.Millisecond
 )
 
 type jobState uint8
@@ -45,6 +53,13 @@ const (
 type waiter struct {
 	reply string
 	at    time.Time
+	// minID is the request's min_update_id: a snapshot with a lower
+	// lastUpdateId does not answer it (0: any snapshot does).
+	minID int64
+	// lagged counts the snapshots requested from the exchange after the
+	// request arrived that came back below minID (the REST API behind the
+	// stream); at onDemandLagAttempts the request gets an error.
+	lagged int
 }
 
 // job is one snapshot of one symbol, from queue to JetStream ack. A
@@ -60,6 +75,9 @@ type job struct {
 	// was already older than SNAPSHOT_ONDEMAND_MIN_INTERVAL: they get the
 	// next snapshot of the symbol.
 	after []waiter
+	// notBefore holds a queued on-demand job back: the retry of requests
+	// whose last snapshot lagged their min_update_id.
+	notBefore time.Time
 }
 
 // stored is the last snapshot of a symbol that JetStream acknowledged.

@@ -8,27 +8,28 @@ import (
 // last_timestamp_seconds has a symbol label (see README: its cardinality
 // is the number of captured symbols, and it can be switched off).
 type metrics struct {
-	requests      *prometheus.CounterVec   // market, status
-	duration      *prometheus.HistogramVec // market
-	snapshots     *prometheus.CounterVec   // market, result: stored, duplicate
-	invalid       *prometheus.CounterVec   // market, reason
-	failed        *prometheus.CounterVec   // market, reason
-	pauses        *prometheus.CounterVec   // market, reason: 429, 418, backoff
-	weightUsed    *prometheus.GaugeVec     // market
-	weightLimit   *prometheus.GaugeVec     // market
-	weightBudget  *prometheus.GaugeVec     // market
-	weightAllowed *prometheus.GaugeVec     // market
-	weightOthers  *prometheus.GaugeVec     // market
-	weightWindow  *prometheus.GaugeVec     // market
-	weightSpent   *prometheus.CounterVec   // market
-	interval      *prometheus.GaugeVec     // market
-	effective     *prometheus.GaugeVec     // market
-	symbols       *prometheus.GaugeVec     // market
-	lastTimestamp *prometheus.GaugeVec     // market, symbol
-	onDemand      *prometheus.CounterVec   // market, result
-	onDemandLat   *prometheus.HistogramVec // market
-	banned        *prometheus.GaugeVec     // market
-	bans          *prometheus.CounterVec   // market
+	requests       *prometheus.CounterVec   // market, status
+	duration       *prometheus.HistogramVec // market
+	snapshots      *prometheus.CounterVec   // market, result: stored, duplicate
+	invalid        *prometheus.CounterVec   // market, reason
+	failed         *prometheus.CounterVec   // market, reason
+	pauses         *prometheus.CounterVec   // market, reason: 429, 418, backoff
+	weightUsed     *prometheus.GaugeVec     // market
+	weightLimit    *prometheus.GaugeVec     // market
+	weightBudget   *prometheus.GaugeVec     // market
+	weightAllowed  *prometheus.GaugeVec     // market
+	weightOthers   *prometheus.GaugeVec     // market
+	weightWindow   *prometheus.GaugeVec     // market
+	weightSpent    *prometheus.CounterVec   // market
+	interval       *prometheus.GaugeVec     // market
+	effective      *prometheus.GaugeVec     // market
+	symbols        *prometheus.GaugeVec     // market
+	lastTimestamp  *prometheus.GaugeVec     // market, symbol
+	onDemand       *prometheus.CounterVec   // market, result
+	onDemandLat    *prometheus.HistogramVec // market
+	onDemandLagged *prometheus.CounterVec   // market
+	banned         *prometheus.GaugeVec     // market
+	bans           *prometheus.CounterVec   // market
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -69,7 +70,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastTimestamp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "depthcap_snapshot_last_timestamp_seconds",
 			Help: "Receive time of the symbol's last snapshot stored in JetStream; age = time() - this."}, []string{"market", "symbol"}),
 		onDemand: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_snapshot_ondemand_requests_total",
-			Help: "On-demand requests by result: fetched, coalesced, unknown_symbol, banned, busy, failed, bad_request."}, []string{"market", "result"}),
+			Help: "On-demand requests by result: fetched, coalesced, unknown_symbol, banned, busy, failed, bad_request, bad_payload, stale."}, []string{"market", "result"}),
+		onDemandLagged: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_snapshot_ondemand_stale_total",
+			Help: "Snapshots stored below a waiting on-demand request's min_update_id, per request: it waits for the next snapshot, or gives up (result stale)."}, []string{"market"}),
 		onDemandLat: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "depthcap_snapshot_ondemand_latency_seconds",
 			Help:    "From an on-demand request's arrival to its reply (sent after JetStream stored the snapshot).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"market"}),
@@ -80,6 +83,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.requests, m.duration, m.snapshots, m.invalid, m.failed, m.pauses,
 		m.weightUsed, m.weightLimit, m.weightBudget, m.weightAllowed, m.weightOthers, m.weightWindow, m.weightSpent,
-		m.interval, m.effective, m.symbols, m.lastTimestamp, m.onDemand, m.onDemandLat, m.banned, m.bans)
+		m.interval, m.effective, m.symbols, m.lastTimestamp, m.onDemand, m.onDemandLat, m.onDemandLagged, m.banned, m.bans)
 	return m
 }

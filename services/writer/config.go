@@ -98,25 +98,47 @@ func ParseShard(s string) (i, n int, err error) {
 	return i, n, nil
 }
 
-// ShardFilters are the consumer filter subjects of shard i of n: one per
-// partition of the shard, or none (the whole stream) for a single shard.
-// A consumer with many filter subjects is slow to deliver: with the 64 of
-// 0/1, nats-server 2.15 spent about 500 µs of CPU per message delivering
-// a backlog (1,982 msg/s), without a filter 4.6 µs (`make bench`, market
-// scenario), so 0/1 reads unfiltered. Anything else published under md.>
-// then reaches the writer, which counts it as bad input rather than
-// ignoring it.
+// ShardFilters are the consumer filter subjects of shard i of n: the
+// partition's filter when the shard owns exactly one partition, else none
+// (the whole stream), and the writer skips the messages of partitions it
+// does not own (Owns). A consumer with several filter subjects is slow to
+// deliver: nats-server 2.15 spent about 500 µs of CPU per message
+// delivering a backlog to one with the 64 filters of 0/1 (1,982 msg/s)
+// and 670 µs with the 32 of 0/2, against 5 µs without a filter (`make
+// bench`, market scenario). Reading every message and skipping most of
+// them costs N × 5 µs per message across N shards instead.
 func ShardFilters(i, n int) []string {
-	if n == 1 {
-		return nil
-	}
 	var f []string
 	for p := 0; p < md.Partitions; p++ {
-		if p%n == i {
+		if Owns(i, n, p) {
 			f = append(f, md.PartitionFilter(p))
 		}
 	}
+	if len(f) != 1 {
+		return nil
+	}
 	return f
+}
+
+// Owns reports whether shard i of n writes partition p.
+func Owns(i, n, p int) bool { return p%n == i }
+
+// SubjectPartition returns the partition token of a stored MARKETDATA
+// subject (md.binance.<market>.<kind>.<SYMBOL>.<p>); false when the
+// subject has none (it was not transformed: bad input).
+func SubjectPartition(subject string) (int, bool) {
+	k := strings.LastIndexByte(subject, '.')
+	if k < 0 || k == len(subject)-1 || len(subject)-k > 3 {
+		return 0, false
+	}
+	p := 0
+	for _, c := range []byte(subject[k+1:]) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		p = p*10 + int(c-'0')
+	}
+	return p, p < md.Partitions
 }
 
 // SoftMemoryLimit is the Go memory limit the writer process sets when

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/svc"
 	"github.com/depthcap/depthcap/services/writer"
 )
@@ -56,26 +57,52 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestShardFilters proves that the shards of N partition the 64
-// partitions exactly, and that a single shard reads the whole stream.
+// TestShardFilters proves that the shards of N own the 64 partitions
+// exactly once each, and that a shard's consumer has one filter (the
+// partition it owns alone) or none (it reads everything and skips the
+// partitions of other shards): never several.
 func TestShardFilters(t *testing.T) {
-	if f := writer.ShardFilters(0, 1); f != nil {
-		t.Errorf("0/1: filters %v, want none", f)
-	}
-	for _, n := range []int{2, 3, 4, 64} {
-		seen := map[string]int{}
+	for _, n := range []int{1, 2, 3, 4, 33, 63, 64} {
+		owners := make([]int, md.Partitions)
 		for i := 0; i < n; i++ {
-			for _, f := range writer.ShardFilters(i, n) {
-				seen[f]++
+			owned := 0
+			for p := 0; p < md.Partitions; p++ {
+				if writer.Owns(i, n, p) {
+					owners[p]++
+					owned++
+				}
+			}
+			f := writer.ShardFilters(i, n)
+			switch {
+			case owned == 1 && (len(f) != 1 || f[0] != md.PartitionFilter(i)):
+				t.Errorf("%d/%d owns partition %d alone: filters %v", i, n, i, f)
+			case owned > 1 && f != nil:
+				t.Errorf("%d/%d owns %d partitions: filters %v, want none", i, n, owned, f)
 			}
 		}
-		if len(seen) != 64 {
-			t.Errorf("N=%d covers %d partitions", n, len(seen))
-		}
-		for f, c := range seen {
+		for p, c := range owners {
 			if c != 1 {
-				t.Errorf("N=%d: %s in %d shards", n, f, c)
+				t.Errorf("N=%d: partition %d owned by %d shards", n, p, c)
 			}
+		}
+	}
+}
+
+func TestSubjectPartition(t *testing.T) {
+	for subject, want := range map[string]int{
+		"md.binance.spot.diff.BTCUSDT.0":     0,
+		"md.binance.futures.gap.ETHUSDT.63":  63,
+		"md.binance.spot.partial.X.7":        7,
+		"md.binance.spot.diff.BTCUSDT":       -1, // not transformed
+		"md.binance.spot.diff.BTCUSDT.64":    -1,
+		"md.binance.spot.diff.BTCUSDT.":      -1,
+		"md.binance.spot.diff.BTCUSDT.1x":    -1,
+		"md.binance.spot.diff.BTCUSDT.00123": -1,
+		"nodots":                             -1,
+	} {
+		p, ok := writer.SubjectPartition(subject)
+		if (want < 0) == ok || (ok && p != want) {
+			t.Errorf("SubjectPartition(%q) = %d, %v; want %d", subject, p, ok, want)
 		}
 	}
 }

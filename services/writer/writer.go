@@ -37,6 +37,10 @@ type Writer struct {
 	metrics *core.Metrics
 	shard   string // "i-of-N"
 	filters []string
+	// With no filter for a shard of several, the consumer reads the whole
+	// stream and the writer skips the partitions of other shards.
+	shardI, shardN int
+	skipForeign    bool
 
 	mu      sync.Mutex // serializes Run and Finish
 	running atomic.Bool
@@ -65,7 +69,10 @@ func New(cfg Config, conn *bus.Conn, env svc.Env) (*Writer, error) {
 		metrics: core.NewMetrics(env.Registry),
 		shard:   strconv.Itoa(i) + "-of-" + strconv.Itoa(n),
 		filters: ShardFilters(i, n),
+		shardI:  i,
+		shardN:  n,
 	}
+	w.skipForeign = n > 1 && w.filters == nil
 	if env.Health != nil {
 		env.Health.AddCheck("nats", conn.Ready)
 		env.Health.AddCheck("writer", func() error {
@@ -171,8 +178,12 @@ func (w *Writer) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return fmt.Errorf("message metadata of %s: %w", msg.Subject(), err)
 	}
-	if err := w.core.Handle(ctx, core.Msg{Seq: seq, Subject: msg.Subject(), Data: msg.Data(), StoreNs: storeNs}); err != nil {
-		return err
+	if w.mine(msg.Subject()) {
+		if err := w.core.Handle(ctx, core.Msg{Seq: seq, Subject: msg.Subject(), Data: msg.Data(), StoreNs: storeNs}); err != nil {
+			return err
+		}
+	} else {
+		w.core.Skip(seq)
 	}
 	w.lastMsg, w.lastSeq = msg, seq
 	if pending >= 0 {
@@ -186,6 +197,20 @@ func (w *Writer) handle(ctx context.Context, msg jetstream.Msg) error {
 		return w.checkpoint(core.TriggerMemory)
 	}
 	return nil
+}
+
+// mine reports whether the writer's shard writes a message of subject.
+// A subject without a partition token (bad input) belongs to shard 0,
+// which dead-letters it.
+func (w *Writer) mine(subject string) bool {
+	if !w.skipForeign {
+		return true
+	}
+	p, ok := SubjectPartition(subject)
+	if !ok {
+		return w.shardI == 0
+	}
+	return Owns(w.shardI, w.shardN, p)
 }
 
 func (w *Writer) checkpoint(trigger string) error {

@@ -214,6 +214,15 @@ func (c *Core) Handle(ctx context.Context, msg Msg) error {
 	return nil
 }
 
+// Skip advances past a message of another writer shard: its stream
+// sequence counts as processed.
+func (c *Core) Skip(seq uint64) {
+	if seq > c.st.lastSeq {
+		c.st.lastSeq = seq
+		c.m.LastSeq.Set(float64(seq))
+	}
+}
+
 func (c *Core) handle(ctx context.Context, msg Msg) error {
 	env := &c.env
 	if err := envelope.Unmarshal(msg.Data, env); err != nil {

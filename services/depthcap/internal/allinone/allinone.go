@@ -234,7 +234,6 @@ loop:
 			// the collectors have read everything before stopping them.
 			log.Info("replay finished: stopping once everything is received and written")
 			waitQuiet(ctx, env.Registry, "depthcap_ingest_frames_total", time.Second, 30*time.Second)
-			replayDone = nil
 			break loop
 		case <-tick:
 			progress.log(log)

@@ -55,7 +55,7 @@ func startSim(c Config, s *Services, log *zap.Logger) (*binancesim.Sim, error) {
 	s.Snapshotter.Selection = *sel
 	if cfg.Mode == binancesim.ModeReplay && os.Getenv("SYMBOLS") == "" {
 		// Capture every recorded symbol, not a top-N guess.
-		sel.Symbols, s.Snapshotter.Selection.Symbols = "all", "all"
+		sel.Symbols, s.Snapshotter.Symbols = "all", "all"
 	}
 	log.Info("demo simulator started", zap.String("mode", cfg.Mode), zap.Strings("replay", cfg.Replay),
 		zap.String("spot", sim.RESTURL(md.Spot)), zap.String("futures", sim.RESTURL(md.Futures)), zap.Bool("faults", c.DemoFaults))

@@ -80,7 +80,7 @@ func Run(ctx context.Context, o Options) (res []*ScenarioResult, err error) {
 		if !o.Keep && err == nil {
 			_ = os.RemoveAll(dir)
 		} else {
-			fmt.Fprintf(o.Progress, "work directory kept: %s (logs/ of every phase)\n", dir)
+			_, _ = fmt.Fprintf(o.Progress, "work directory kept: %s (logs/ of every phase)\n", dir)
 		}
 	}()
 	defer func() {
@@ -95,7 +95,7 @@ func Run(ctx context.Context, o Options) (res []*ScenarioResult, err error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("results directory: %w", err)
 	}
-	fmt.Fprintf(o.Progress, "bench: work directory %s\n", dir)
+	_, _ = fmt.Fprintf(o.Progress, "bench: work directory %s\n", dir)
 	bins := procs.BuildServices(tb, filepath.Join(dir, "bin"), "binance-sim", "spot-ws", "futures-ws", "rest-snapshotter", "writer", "uploader")
 	_ = procs.NATSServerBinary(tb)
 	_ = procs.VersityGWBinary(tb)
@@ -201,10 +201,10 @@ func newRunTB(out io.Writer, dir string) *runTB { return &runTB{out: out, dir: d
 func (t *runTB) Helper()      {}
 func (t *runTB) Name() string { return "bench" }
 func (t *runTB) Log(args ...any) {
-	fmt.Fprintln(t.out, args...)
+	_, _ = fmt.Fprintln(t.out, args...)
 }
 func (t *runTB) Logf(format string, args ...any) {
-	fmt.Fprintf(t.out, format+"\n", args...)
+	_, _ = fmt.Fprintf(t.out, format+"\n", args...)
 }
 func (t *runTB) Error(args ...any) { t.Fatal(args...) }
 func (t *runTB) Errorf(format string, args ...any) {

@@ -95,7 +95,7 @@ func Publish(ctx context.Context, req PublishRequest, progress io.Writer) (*Publ
 		out.Kinds[m.Kind.String()]++
 	}
 	out.MeanBytes = float64(total) / float64(max(1, len(msgs)))
-	fmt.Fprintf(progress, "generated %d messages (mean %.0f B) in %s\n", len(msgs), out.MeanBytes, out.GenerateTime.Round(time.Millisecond))
+	_, _ = fmt.Fprintf(progress, "generated %d messages (mean %.0f B) in %s\n", len(msgs), out.MeanBytes, out.GenerateTime.Round(time.Millisecond))
 	for _, run := range req.Runs {
 		if run.N > len(msgs) {
 			return nil, fmt.Errorf("run %s: %d messages, only %d generated", run.Name, run.N, len(msgs))
@@ -104,7 +104,7 @@ func Publish(ctx context.Context, req PublishRequest, progress io.Writer) (*Publ
 		if err != nil {
 			return nil, fmt.Errorf("run %s: %w", run.Name, err)
 		}
-		fmt.Fprintf(progress, "run %s: %d acked (%d errors) at %.0f msg/s\n", run.Name, res.Acked, res.Errors, res.Rate)
+		_, _ = fmt.Fprintf(progress, "run %s: %d acked (%d errors) at %.0f msg/s\n", run.Name, res.Acked, res.Errors, res.Rate)
 		out.Runs = append(out.Runs, *res)
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"math"
@@ -235,13 +236,26 @@ func WriteResults(dir, name string, rs []*ScenarioResult, total time.Duration) e
 	if err != nil {
 		return err
 	}
-	WriteMarkdown(f, rs, total)
+	bw := bufio.NewWriter(f)
+	WriteMarkdown(bw, rs, total)
+	if err := bw.Flush(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
 	return f.Close()
+}
+
+// printer returns a Printf for w that ends each line. It leaves write
+// errors to w: WriteResults writes through a bufio.Writer, which keeps the
+// first error and reports it on Flush; the other writers are a
+// bytes.Buffer and the command's stdout.
+func printer(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
 }
 
 // WriteMarkdown writes the human report of one run.
 func WriteMarkdown(w io.Writer, rs []*ScenarioResult, total time.Duration) {
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p := printer(w)
 	var names []string
 	for _, r := range rs {
 		names = append(names, r.Scenario)
@@ -262,7 +276,7 @@ func WriteMarkdown(w io.Writer, rs []*ScenarioResult, total time.Duration) {
 
 // WriteReadmeTable writes the table the README shows.
 func WriteReadmeTable(w io.Writer, rs []*ScenarioResult) {
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p := printer(w)
 	p("| scenario | nominal load (received / published frames/s) | highest sustained, zero loss (frames/s received) | cores at nominal: ours + NATS (sim) | CPU µs/frame (ours + NATS) | peak RSS ours | publish latency p50 / p99 / p999 | JetStream ceiling ids / no ids (msg/s) | ingest vs ceiling | writer replay (x live) | Parquet B/event diff / partial / snapshot |")
 	p("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
@@ -332,7 +346,7 @@ func kindBytes(b BytesResult) string {
 }
 
 func writeScenario(w io.Writer, r *ScenarioResult) {
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p := printer(w)
 	p("")
 	p("## Scenario %s", r.Scenario)
 	p("")

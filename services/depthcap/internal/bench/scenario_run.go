@@ -26,7 +26,7 @@ type scenarioRun struct {
 }
 
 func (r *scenarioRun) logf(format string, args ...any) {
-	fmt.Fprintf(r.o.Progress, "%s %6.1fs  %s\n", r.sc.Name, time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+	_, _ = fmt.Fprintf(r.o.Progress, "%s %6.1fs  %s\n", r.sc.Name, time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // run measures the scenario: the ceiling and the replay (quiet machine,

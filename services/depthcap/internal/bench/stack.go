@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -216,7 +215,7 @@ func simFault(ctx context.Context, base string, req map[string]any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("sim fault %s: status %d", b, resp.StatusCode)
 	}
@@ -290,5 +289,3 @@ func (c Counts) minus(o Counts) Counts {
 
 // benchBucket is the S3 bucket the uploader ships to.
 const benchBucket = "depthcap-bench"
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -20,11 +20,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// The ceiling publisher is this binary again, as its own process.
 	if len(args) > 0 && args[0] == "publish" {
 		if len(args) != 3 {
-			fmt.Fprintln(stderr, "usage: depthcap bench publish REQUEST.json RESULT.json (started by depthcap bench)")
+			_, _ = fmt.Fprintln(stderr, "usage: depthcap bench publish REQUEST.json RESULT.json (started by depthcap bench)")
 			return ExitUsage
 		}
 		if err := bench.RunPublisher(ctx, args[1], args[2], stdout); err != nil {
-			fmt.Fprintf(stderr, "depthcap bench publish: %v\n", err)
+			_, _ = fmt.Fprintf(stderr, "depthcap bench publish: %v\n", err)
 			return ExitFound
 		}
 		return ExitOK
@@ -42,10 +42,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "simulator and generator seed")
 	fs.StringVar(&o.Readme, "readme", "", "README whose performance table (between <!-- bench:begin --> and <!-- bench:end -->) is replaced by this run's")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: depthcap bench [--scenario seed50|market|all] [--out bench/results]")
-		fmt.Fprintln(stderr, "\nRuns binance-sim, nats-server, spot-ws, futures-ws, rest-snapshotter, writer and uploader as")
-		fmt.Fprintln(stderr, "separate processes (built from this workspace with go build) and measures the JetStream ceiling,")
-		fmt.Fprintln(stderr, "the highest sustained rate, CPU, memory, bytes on disk, latency, replay and dedup memory.")
+		_, _ = fmt.Fprintln(stderr, "usage: depthcap bench [--scenario seed50|market|all] [--out bench/results]")
+		_, _ = fmt.Fprintln(stderr, "\nRuns binance-sim, nats-server, spot-ws, futures-ws, rest-snapshotter, writer and uploader as")
+		_, _ = fmt.Fprintln(stderr, "separate processes (built from this workspace with go build) and measures the JetStream ceiling,")
+		_, _ = fmt.Fprintln(stderr, "the highest sustained rate, CPU, memory, bytes on disk, latency, replay and dedup memory.")
 		fs.PrintDefaults()
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
@@ -57,16 +57,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "seed50", "market":
 		o.Scenarios = []string{*scenario}
 	default:
-		fmt.Fprintf(stderr, "depthcap bench: --scenario %q: want seed50, market or all\n", *scenario)
+		_, _ = fmt.Fprintf(stderr, "depthcap bench: --scenario %q: want seed50, market or all\n", *scenario)
 		return ExitUsage
 	}
 	if o.Window < 5*time.Second || o.Warmup < 0 || o.MaxSteps < 1 || (o.Backlog != 0 && o.Backlog < 100_000) {
-		fmt.Fprintln(stderr, "depthcap bench: --window >= 5s, --warmup >= 0, --max-steps >= 1 and --backlog >= 100000")
+		_, _ = fmt.Fprintln(stderr, "depthcap bench: --window >= 5s, --warmup >= 0, --max-steps >= 1 and --backlog >= 100000")
 		return ExitUsage
 	}
 	self, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap bench: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap bench: %v\n", err)
 		return ExitFound
 	}
 	o.Self = self
@@ -74,15 +74,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	start := time.Now()
 	res, err := bench.Run(ctx, o)
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap bench: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap bench: %v\n", err)
 		return ExitFound
 	}
-	fmt.Fprintf(stdout, "\nbench: done in %s; results in %s\n\n", time.Since(start).Round(time.Second), o.Out)
+	_, _ = fmt.Fprintf(stdout, "\nbench: done in %s; results in %s\n\n", time.Since(start).Round(time.Second), o.Out)
 	bench.WriteReadmeTable(stdout, res)
-	fmt.Fprintln(stdout)
+	_, _ = fmt.Fprintln(stdout)
 	for _, r := range res {
 		for _, t := range r.Targets {
-			fmt.Fprintf(stdout, "%-7s %-8s %s: %s\n", r.Scenario, strings.ToUpper(t.Status()), t.Name, t.Got)
+			_, _ = fmt.Fprintf(stdout, "%-7s %-8s %s: %s\n", r.Scenario, strings.ToUpper(t.Status()), t.Name, t.Got)
 		}
 	}
 	return ExitOK

@@ -40,8 +40,8 @@ func runBook(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the book as JSON")
 	sf := addStoreFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: depthcap book --market spot|futures --symbol SYMBOL --at TIME [--depth 20] [--tick 10] [--data DIR | --s3] [--json]")
-		fmt.Fprintln(stderr, "exit status: 0 book printed, 1 no book at that instant (no snapshot before it, or a gap), 2 usage error")
+		_, _ = fmt.Fprintln(stderr, "usage: depthcap book --market spot|futures --symbol SYMBOL --at TIME [--depth 20] [--tick 10] [--data DIR | --s3] [--json]")
+		_, _ = fmt.Fprintln(stderr, "exit status: 0 book printed, 1 no book at that instant (no snapshot before it, or a gap), 2 usage error")
 		fs.PrintDefaults()
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
@@ -62,21 +62,21 @@ func runBook(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap book: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap book: %v\n", err)
 		fs.Usage()
 		return ExitUsage
 	}
 	st, cleanup, err := sf.open()
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap book: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap book: %v\n", err)
 		return ExitUsage
 	}
 	defer cleanup()
 	bs, err := quality.BookAt(ctx, st, quality.BookOptions{Market: m, Symbol: sym, At: at, Depth: *depth, Tick: *tick})
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap book: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap book: %v\n", err)
 		if errors.Is(err, quality.ErrNoBook) {
-			fmt.Fprintln(stderr, "depthcap book: 'depthcap verify' lists the day's gaps and restores")
+			_, _ = fmt.Fprintln(stderr, "depthcap book: 'depthcap verify' lists the day's gaps and restores")
 		}
 		return ExitFound
 	}
@@ -84,7 +84,7 @@ func runBook(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(bs); err != nil {
-			fmt.Fprintf(stderr, "depthcap book: %v\n", err)
+			_, _ = fmt.Fprintf(stderr, "depthcap book: %v\n", err)
 			return ExitFound
 		}
 		return ExitOK
@@ -103,11 +103,11 @@ func sum(v float64) string {
 }
 
 func writeBook(w io.Writer, b *quality.BookState) {
-	fmt.Fprintf(w, "%s %s at %s: update id %d (%s)\n", b.Market, b.Symbol, b.At.Format(tsFormat), b.UpdateID, b.State)
-	fmt.Fprintf(w, "base snapshot %d received %s; %d diffs applied; last diff received %s\n",
+	_, _ = fmt.Fprintf(w, "%s %s at %s: update id %d (%s)\n", b.Market, b.Symbol, b.At.Format(tsFormat), b.UpdateID, b.State)
+	_, _ = fmt.Fprintf(w, "base snapshot %d received %s; %d diffs applied; last diff received %s\n",
 		b.Snapshot, b.SnapshotTime.Format(tsFormat), b.DiffsApplied, fmtTime(b.LastEventTime))
 	if b.Tick != 0 {
-		fmt.Fprintf(w, "aggregated into buckets of %s (bids down, asks up)\n", num(b.Tick))
+		_, _ = fmt.Fprintf(w, "aggregated into buckets of %s (bids down, asks up)\n", num(b.Tick))
 	}
 	if b.CompleteBidsFrom != nil || b.CompleteAsksTo != nil {
 		lo, hi := "the lowest bid", "the highest ask"
@@ -117,17 +117,17 @@ func writeBook(w io.Writer, b *quality.BookState) {
 		if b.CompleteAsksTo != nil {
 			hi = num(*b.CompleteAsksTo)
 		}
-		fmt.Fprintf(w, "complete from bid %s to ask %s (the base snapshot's depth); beyond, only levels the diffs touched\n", lo, hi)
+		_, _ = fmt.Fprintf(w, "complete from bid %s to ask %s (the base snapshot's depth); beyond, only levels the diffs touched\n", lo, hi)
 	}
 	if b.Crossed {
-		fmt.Fprintln(w, "WARNING: the book is crossed")
+		_, _ = fmt.Fprintln(w, "WARNING: the book is crossed")
 	}
 	qty := num
 	if b.Tick != 0 {
 		qty = sum
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "#\tBID QTY\tBID\t\tASK\tASK QTY\t")
+	_, _ = fmt.Fprintln(tw, "#\tBID QTY\tBID\t\tASK\tASK QTY\t")
 	for i := range max(len(b.Bids), len(b.Asks)) {
 		bq, bp, ap, aq := "", "", "", ""
 		if i < len(b.Bids) {
@@ -136,7 +136,7 @@ func writeBook(w io.Writer, b *quality.BookState) {
 		if i < len(b.Asks) {
 			ap, aq = num(b.Asks[i].Price), qty(b.Asks[i].Qty)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t|\t%s\t%s\t\n", i+1, bq, bp, ap, aq)
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t|\t%s\t%s\t\n", i+1, bq, bp, ap, aq)
 	}
 	_ = tw.Flush()
 }

@@ -56,21 +56,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "depthcap: unknown command %q\n\n", args[0])
+	_, _ = fmt.Fprintf(stderr, "depthcap: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return ExitUsage
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: depthcap <command> [flags]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "commands:")
+	_, _ = fmt.Fprintln(w, "usage: depthcap <command> [flags]")
+	_, _ = fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w, "commands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+		_, _ = fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Settings come from the environment (see the README's configuration table);")
-	fmt.Fprintln(w, "'depthcap <command> -h' lists a command's flags.")
+	_, _ = fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w, "Settings come from the environment (see the README's configuration table);")
+	_, _ = fmt.Fprintln(w, "'depthcap <command> -h' lists a command's flags.")
 }
 
 // newLogger builds the logger from LOG_FORMAT/LOG_LEVEL.
@@ -104,7 +104,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, cod
 func init() {
 	register(command{name: "healthcheck", summary: "GET a URL (default the local /readyz) and exit 0 on 200: for container healthchecks", run: healthcheck})
 	register(command{name: "version", summary: "print the version", run: func(_ context.Context, _ []string, stdout, _ io.Writer) int {
-		fmt.Fprintln(stdout, "depthcap", Version)
+		_, _ = fmt.Fprintln(stdout, "depthcap", Version)
 		return ExitOK
 	}})
 }
@@ -129,20 +129,20 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "healthcheck: %v\n", err)
 		return ExitUsage
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "healthcheck: %v\n", err)
 		return ExitFound
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "healthcheck: %s: %s %s\n", url, resp.Status, strings.TrimSpace(string(body)))
+		_, _ = fmt.Fprintf(stderr, "healthcheck: %s: %s %s\n", url, resp.Status, strings.TrimSpace(string(body)))
 		return ExitFound
 	}
-	fmt.Fprintf(stdout, "ok %s\n", url)
+	_, _ = fmt.Fprintf(stdout, "ok %s\n", url)
 	return ExitOK
 }

@@ -91,6 +91,6 @@ func printConfig(_ context.Context, args []string, stdout, stderr io.Writer) int
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	fmt.Fprint(stdout, MarkdownTable())
+	_, _ = fmt.Fprint(stdout, MarkdownTable())
 	return ExitOK
 }

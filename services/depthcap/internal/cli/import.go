@@ -19,7 +19,7 @@ func init() {
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var wcfg writer.Config
 	if err := svc.Load(&wcfg); err != nil {
-		fmt.Fprintf(stderr, "depthcap import: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap import: %v\n", err)
 		return ExitUsage
 	}
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
@@ -27,7 +27,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	period := fs.Duration("period", wcfg.Period, "file period (WRITER_PERIOD)")
 	source := fs.String("source", "import", "source id stamped on the envelopes")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: depthcap import [--data DIR] [--period 24h] FILE.rec.gz...")
+		_, _ = fmt.Fprintln(stderr, "usage: depthcap import [--data DIR] [--period 24h] FILE.rec.gz...")
 		fs.PrintDefaults()
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
@@ -39,12 +39,12 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	wcfg.Period = *period
 	if err := wcfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "depthcap import: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap import: %v\n", err)
 		return ExitUsage
 	}
 	log, err := newLogger(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap import: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap import: %v\n", err)
 		return ExitUsage
 	}
 	defer func() { _ = log.Sync() }()
@@ -52,13 +52,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	st, err := importer.Run(ctx, importer.Options{Files: fs.Args(), DataDir: *data, Period: *period, Source: *source, Writer: wcfg},
 		svc.Env{Log: log, Registry: svc.NewRegistry(), Health: svc.NewHealth()})
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap import: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap import: %v\n", err)
 		return ExitFound
 	}
-	fmt.Fprintf(stdout, "imported %d frames (%d depth, %d other streams, %d malformed) into %d files under %s in %s\n",
+	_, _ = fmt.Fprintf(stdout, "imported %d frames (%d depth, %d other streams, %d malformed) into %d files under %s in %s\n",
 		st.Frames, st.Depth, st.Skipped, st.Malformed, len(st.Files), *data, time.Since(start).Round(time.Millisecond))
 	for _, f := range st.Files {
-		fmt.Fprintln(stdout, "  "+f)
+		_, _ = fmt.Fprintln(stdout, "  "+f)
 	}
 	return ExitOK
 }

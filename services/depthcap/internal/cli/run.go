@@ -28,10 +28,10 @@ const defaultMetricsAddr = "127.0.0.1:9100"
 func runPipeline(ctx context.Context, name string, demo bool, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: depthcap %s\n\nAll settings are environment variables (README: configuration); the most used:\n", name)
-		fmt.Fprintln(stderr, "  DATA_DIR=./data  DURATION=10m  SYMBOLS=top:50  MARKETS=spot,futures  S3_ENDPOINT=...")
+		_, _ = fmt.Fprintf(stderr, "usage: depthcap %s\n\nAll settings are environment variables (README: configuration); the most used:\n", name)
+		_, _ = fmt.Fprintln(stderr, "  DATA_DIR=./data  DURATION=10m  SYMBOLS=top:50  MARKETS=spot,futures  S3_ENDPOINT=...")
 		if demo {
-			fmt.Fprintln(stderr, "  REPLAY=file.rec.gz[,...]  DEMO_FAULTS=1  SIM_SYMBOLS=50  SIM_SPEED=1")
+			_, _ = fmt.Fprintln(stderr, "  REPLAY=file.rec.gz[,...]  DEMO_FAULTS=1  SIM_SYMBOLS=50  SIM_SPEED=1")
 		}
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
@@ -39,12 +39,12 @@ func runPipeline(ctx context.Context, name string, demo bool, args []string, std
 	}
 	cfg, services, err := allinone.Load(demo)
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap %s: %v\n", name, err)
+		_, _ = fmt.Fprintf(stderr, "depthcap %s: %v\n", name, err)
 		return ExitUsage
 	}
 	log, err := svc.NewLogger(cfg.LogConfig)
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap %s: %v\n", name, err)
+		_, _ = fmt.Fprintf(stderr, "depthcap %s: %v\n", name, err)
 		return ExitUsage
 	}
 	defer func() { _ = log.Sync() }()

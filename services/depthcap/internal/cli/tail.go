@@ -22,10 +22,10 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	raw := fs.Bool("raw", false, "print the payload in base64 (payload_base64) instead of as embedded JSON")
 	count := fs.Int("count", 0, "exit after this many messages; 0 runs until interrupted")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: depthcap tail [--raw] [--count N] SUBJECT")
-		fmt.Fprintln(stderr, "  SUBJECT: a subject or wildcard as published, e.g. md.binance.spot.diff.BTCUSDT, md.binance.futures.>, md.binance.*.snapshot.ETHUSDT")
-		fmt.Fprintln(stderr, "  connects to NATS_URL (NATS_CREDS, NATS_USER, ... as the services); with NATS_URL empty, to the")
-		fmt.Fprintln(stderr, "  embedded server of 'depthcap run'/'demo' on this machine at NATS_EMBEDDED_LISTEN (default "+tail.DefaultLocalURL+")")
+		_, _ = fmt.Fprintln(stderr, "usage: depthcap tail [--raw] [--count N] SUBJECT")
+		_, _ = fmt.Fprintln(stderr, "  SUBJECT: a subject or wildcard as published, e.g. md.binance.spot.diff.BTCUSDT, md.binance.futures.>, md.binance.*.snapshot.ETHUSDT")
+		_, _ = fmt.Fprintln(stderr, "  connects to NATS_URL (NATS_CREDS, NATS_USER, ... as the services); with NATS_URL empty, to the")
+		_, _ = fmt.Fprintln(stderr, "  embedded server of 'depthcap run'/'demo' on this machine at NATS_EMBEDDED_LISTEN (default "+tail.DefaultLocalURL+")")
 		fs.PrintDefaults()
 	}
 	// Flags may follow the subject.
@@ -39,47 +39,47 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			break
 		}
 		if subject != "" {
-			fmt.Fprintf(stderr, "depthcap tail: one subject, got %q and %q\n", subject, fs.Arg(0))
+			_, _ = fmt.Fprintf(stderr, "depthcap tail: one subject, got %q and %q\n", subject, fs.Arg(0))
 			fs.Usage()
 			return ExitUsage
 		}
 		subject, rest = fs.Arg(0), fs.Args()[1:]
 	}
 	if subject == "" || *count < 0 {
-		fmt.Fprintln(stderr, "depthcap tail: a subject is required (and --count must not be negative)")
+		_, _ = fmt.Fprintln(stderr, "depthcap tail: a subject is required (and --count must not be negative)")
 		fs.Usage()
 		return ExitUsage
 	}
 	var cfg bus.Config
 	if err := svc.Load(&cfg); err != nil {
-		fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
 		return ExitUsage
 	}
 	url, err := tail.URL(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
 		return ExitUsage
 	}
 	cfg.URL = url
 	log, err := newLogger(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
 		return ExitUsage
 	}
 	defer func() { _ = log.Sync() }()
 	// Fail at once when nothing listens, rather than retry in silence.
 	conn, err := bus.Connect(ctx, cfg, "", "depthcap-tail", log, nats.RetryOnFailedConnect(false))
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
 		return ExitFound
 	}
 	defer conn.Close()
 	st, err := tail.Run(ctx, conn.NC, tail.Options{Subject: subject, Raw: *raw, Count: *count, Out: stdout, Log: log}, nil)
 	if st.Dropped > 0 {
-		fmt.Fprintf(stderr, "depthcap tail: %d messages dropped: the tail could not keep up\n", st.Dropped)
+		_, _ = fmt.Fprintf(stderr, "depthcap tail: %d messages dropped: the tail could not keep up\n", st.Dropped)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap tail: %v\n", err)
 		return ExitFound
 	}
 	return ExitOK

@@ -73,8 +73,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	sf := addStoreFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: depthcap verify --market spot|futures --symbol SYMBOL --date YYYY-MM-DD [--data DIR | --s3] [--json]")
-		fmt.Fprintln(stderr, "exit status: 0 clean, 1 problems found (gaps, mismatches, crossed books, no data), 2 usage error")
+		_, _ = fmt.Fprintln(stderr, "usage: depthcap verify --market spot|futures --symbol SYMBOL --date YYYY-MM-DD [--data DIR | --s3] [--json]")
+		_, _ = fmt.Fprintln(stderr, "exit status: 0 clean, 1 problems found (gaps, mismatches, crossed books, no data), 2 usage error")
 		fs.PrintDefaults()
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
@@ -89,27 +89,27 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		err = fmt.Errorf("--date %q: want YYYY-MM-DD", *date)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
 		fs.Usage()
 		return ExitUsage
 	}
 	st, cleanup, err := sf.open()
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
 		return ExitUsage
 	}
 	defer cleanup()
 	log, err := newLogger(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
 		return ExitUsage
 	}
 	defer func() { _ = log.Sync() }()
 	rep, err := quality.Verify(ctx, st, quality.Options{Market: m, Symbol: sym, Date: day, Log: log})
 	if err != nil {
-		fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
 		if errors.Is(err, quality.ErrNoData) {
-			fmt.Fprintf(stderr, "depthcap verify: looked under %s for %s/<kind_dir>/%s/%s*.parquet\n", st, m, sym, day.Format(time.DateOnly))
+			_, _ = fmt.Fprintf(stderr, "depthcap verify: looked under %s for %s/<kind_dir>/%s/%s*.parquet\n", st, m, sym, day.Format(time.DateOnly))
 		}
 		return ExitFound
 	}
@@ -117,7 +117,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
+			_, _ = fmt.Fprintf(stderr, "depthcap verify: %v\n", err)
 			return ExitFound
 		}
 	} else {
@@ -161,51 +161,51 @@ func fmtSkipped(m map[string]int64) string {
 
 // writeReport prints the report as readable tables.
 func writeReport(w io.Writer, r *quality.Report) {
-	fmt.Fprintf(w, "depthcap verify %s %s %s  (%s)\n", r.Market, r.Symbol, r.Date, r.Source)
+	_, _ = fmt.Fprintf(w, "depthcap verify %s %s %s  (%s)\n", r.Market, r.Symbol, r.Date, r.Source)
 	if r.Clean() {
-		fmt.Fprintln(w, "verdict: CLEAN")
+		_, _ = fmt.Fprintln(w, "verdict: CLEAN")
 	} else {
-		fmt.Fprintf(w, "verdict: PROBLEMS: %s\n", strings.Join(r.Problems, "; "))
+		_, _ = fmt.Fprintf(w, "verdict: PROBLEMS: %s\n", strings.Join(r.Problems, "; "))
 	}
-	fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tKIND\tROWS\tSTREAM SEQ\tMANIFEST")
+	_, _ = fmt.Fprintln(tw, "FILE\tKIND\tROWS\tSTREAM SEQ\tMANIFEST")
 	for _, f := range r.Files {
 		man := f.Manifest
 		if man == "ok" {
 			man = fmt.Sprintf("ok, %d gaps", f.ManifestGaps)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d-%d\t%s\n", f.Path, f.Kind, f.Rows, f.FirstStreamSeq, f.LastStreamSeq, man)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%d\t%d-%d\t%s\n", f.Path, f.Kind, f.Rows, f.FirstStreamSeq, f.LastStreamSeq, man)
 	}
 	_ = tw.Flush()
 	writeWriterQuality(w, r.Files)
-	fmt.Fprintf(w, "merge: %s\n\n", r.Merge)
-	fmt.Fprintf(w, "events: %d diff, %d partial, %d snapshot, received %s .. %s\n", r.Events.Diff, r.Events.Partial, r.Events.Snapshot,
+	_, _ = fmt.Fprintf(w, "merge: %s\n\n", r.Merge)
+	_, _ = fmt.Fprintf(w, "events: %d diff, %d partial, %d snapshot, received %s .. %s\n", r.Events.Diff, r.Events.Partial, r.Events.Snapshot,
 		fmtTime(r.Events.FirstTime), fmtTime(r.Events.LastTime))
 	start := "not live at the start of the day"
 	if r.Book.LiveAtStart {
 		start = "live at the start of the day"
 	}
-	fmt.Fprintf(w, "book: %s (warm-up: %s); first live %s; %d of %d diff rows applied to a live book (%.2f%%); at the end %s at %d\n\n",
+	_, _ = fmt.Fprintf(w, "book: %s (warm-up: %s); first live %s; %d of %d diff rows applied to a live book (%.2f%%); at the end %s at %d\n\n",
 		start, r.Book.WarmUp, fmtTime(r.Book.FirstLive), r.Book.DiffRowsLive, r.Events.Diff, 100*r.Book.LiveShare, r.Book.State, r.Book.LastID)
 
-	fmt.Fprintf(w, "gaps: %d\n", r.GapCount)
+	_, _ = fmt.Fprintf(w, "gaps: %d\n", r.GapCount)
 	if len(r.Gaps) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  KIND\tAFTER ID\tRESUME PREV ID\tAFTER TIME\tRESUME TIME\tDURATION\tMISSING IDS\tSOURCE\tREASONS\tRESTORED\tTO RESTORE\tTO VERIFIED")
+		_, _ = fmt.Fprintln(tw, "  KIND\tAFTER ID\tRESUME PREV ID\tAFTER TIME\tRESUME TIME\tDURATION\tMISSING IDS\tSOURCE\tREASONS\tRESTORED\tTO RESTORE\tTO VERIFIED")
 		for _, g := range r.Gaps {
 			missing := "-"
 			if g.MissingIDs != nil {
 				missing = fmt.Sprint(*g.MissingIDs)
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Kind, g.AfterID, g.ResumePrevID,
+			_, _ = fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Kind, g.AfterID, g.ResumePrevID,
 				fmtTime(g.AfterTime), fmtTime(g.ResumeTime), fmtMs(g.DurationMs), missing, g.Source, strings.Join(g.Reasons, ","),
 				fmtTime(g.RestoredTime), fmtMs(g.TimeToRestoreMs), fmtMs(g.TimeToVerifiedMs))
 		}
 		_ = tw.Flush()
 	}
 	s := r.Snapshots
-	fmt.Fprintf(w, "\nsnapshots: %d rows; %d loaded as the book's base; %d compared with the rebuilt book: %d match, %d mismatch; %s\n",
+	_, _ = fmt.Fprintf(w, "\nsnapshots: %d rows; %d loaded as the book's base; %d compared with the rebuilt book: %d match, %d mismatch; %s\n",
 		s.Rows, s.Loaded, s.Compared, s.Matched, s.Mismatched, fmtSkipped(s.Skipped))
 	// Every check when there are few, else the mismatches (--json has all).
 	checks := s.Checks
@@ -219,39 +219,39 @@ func writeReport(w io.Writer, r *quality.Report) {
 	}
 	if len(checks) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  RECEIVED\tLAST UPDATE ID\tBOOK AT\tSTRADDLE\tBASE\tBID LEVELS\tASK LEVELS\tRESULT")
+		_, _ = fmt.Fprintln(tw, "  RECEIVED\tLAST UPDATE ID\tBOOK AT\tSTRADDLE\tBASE\tBID LEVELS\tASK LEVELS\tRESULT")
 		for _, c := range checks {
 			res := "match"
 			if !c.Match {
 				res = fmt.Sprintf("MISMATCH: %d levels differ, first %s", c.Diffs, c.FirstDiff)
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%d\t%v\t%d\t%d\t%d\t%s\n", c.Time.Format(tsFormat), c.LastUpdateID, c.BookID, c.Straddle,
+			_, _ = fmt.Fprintf(tw, "  %s\t%d\t%d\t%v\t%d\t%d\t%d\t%s\n", c.Time.Format(tsFormat), c.LastUpdateID, c.BookID, c.Straddle,
 				c.BaseID, c.BidLevels, c.AskLevels, res)
 		}
 		_ = tw.Flush()
 	}
 	p := r.Partials
-	fmt.Fprintf(w, "\npartials: %d rows; %d compared (%d inside an event): %d match, %d mismatch; %s\n",
+	_, _ = fmt.Fprintf(w, "\npartials: %d rows; %d compared (%d inside an event): %d match, %d mismatch; %s\n",
 		p.Rows, p.Compared, p.Straddled, p.Matched, p.Mismatched, fmtSkipped(p.Skipped))
 	for _, c := range p.Mismatches {
-		fmt.Fprintf(w, "  MISMATCH %s id %d (book at %d): %d levels differ, first %s\n", c.Time.Format(tsFormat), c.ID, c.BookID, c.Diffs, c.FirstDiff)
+		_, _ = fmt.Fprintf(w, "  MISMATCH %s id %d (book at %d): %d levels differ, first %s\n", c.Time.Format(tsFormat), c.ID, c.BookID, c.Diffs, c.FirstDiff)
 	}
-	fmt.Fprintf(w, "\ncrossed: %d\n", len(r.Crossed))
+	_, _ = fmt.Fprintf(w, "\ncrossed: %d\n", len(r.Crossed))
 	for _, c := range r.Crossed {
-		fmt.Fprintf(w, "  %s .. %s ids %d..%d, %d events: bid %v x %v >= ask %v x %v\n", c.Start.Format(tsFormat), c.End.Format(tsFormat),
+		_, _ = fmt.Fprintf(w, "  %s .. %s ids %d..%d, %d events: bid %v x %v >= ask %v x %v\n", c.Start.Format(tsFormat), c.End.Format(tsFormat),
 			c.StartID, c.EndID, c.Events, c.Bid.Price, c.Bid.Qty, c.Ask.Price, c.Ask.Qty)
 	}
 	if len(r.Desyncs) > 0 {
-		fmt.Fprintf(w, "\ndesyncs: %d\n", len(r.Desyncs))
+		_, _ = fmt.Fprintf(w, "\ndesyncs: %d\n", len(r.Desyncs))
 		for _, d := range r.Desyncs {
-			fmt.Fprintf(w, "  %s at id %d: %s; restored %s\n", d.Time.Format(tsFormat), d.ID, d.Cause, fmtTime(d.RestoredTime))
+			_, _ = fmt.Fprintf(w, "  %s at id %d: %s; restored %s\n", d.Time.Format(tsFormat), d.ID, d.Cause, fmtTime(d.RestoredTime))
 		}
 	}
 	a := r.Anomalies
-	fmt.Fprintf(w, "\nanomalies: %d duplicate rows, %d overlapping rows, %d late fills, %d id resets, %d invalid rows; %d gap reports covered by another replica\n",
+	_, _ = fmt.Fprintf(w, "\nanomalies: %d duplicate rows, %d overlapping rows, %d late fills, %d id resets, %d invalid rows; %d gap reports covered by another replica\n",
 		a.DuplicateRows, a.OverlapRows, a.LateFills, a.Resets, a.InvalidRows, a.Covered)
 	for _, s := range a.Invalid {
-		fmt.Fprintf(w, "  %s\n", s)
+		_, _ = fmt.Fprintf(w, "  %s\n", s)
 	}
 }
 
@@ -265,12 +265,12 @@ func writeWriterQuality(w io.Writer, files []quality.FileSummary) {
 		}
 	}
 	if n == 0 {
-		fmt.Fprintln(w, "writer quality: none in the manifests (written before manifest version 2)")
+		_, _ = fmt.Fprintln(w, "writer quality: none in the manifests (written before manifest version 2)")
 		return
 	}
-	fmt.Fprintln(w, "writer quality (manifests, at seal):")
+	_, _ = fmt.Fprintln(w, "writer quality (manifests, at seal):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  FILE\tROWS\tRECEIVED\tGAPS\tGAP TIME\tGAP SHARE\tCOVERED\tRESETS\tSNAPSHOT BRIDGE")
+	_, _ = fmt.Fprintln(tw, "  FILE\tROWS\tRECEIVED\tGAPS\tGAP TIME\tGAP SHARE\tCOVERED\tRESETS\tSNAPSHOT BRIDGE")
 	for _, f := range files {
 		q := f.WriterQuality
 		if q == nil {
@@ -292,7 +292,7 @@ func writeWriterQuality(w io.Writer, files []quality.FileSummary) {
 		if q.UntimedGaps > 0 {
 			gaps += fmt.Sprintf(" (%d untimed)", q.UntimedGaps)
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%s .. %s\t%s\t%dms\t%.4f%%\t%d\t%d\t%s\n", f.Path, q.Rows, q.FirstReceivedTime, q.LastReceivedTime,
+		_, _ = fmt.Fprintf(tw, "  %s\t%d\t%s .. %s\t%s\t%dms\t%.4f%%\t%d\t%d\t%s\n", f.Path, q.Rows, q.FirstReceivedTime, q.LastReceivedTime,
 			gaps, q.GapMs, 100*q.GapShare, q.CoveredReports, q.Resets, bridge)
 	}
 	_ = tw.Flush()

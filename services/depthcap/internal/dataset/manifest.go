@@ -35,7 +35,7 @@ func readFooter(ctx context.Context, st Store, f *File) error {
 		_ = obj.Close()
 		return fmt.Errorf("parquet %s: %w", f.Rel, err)
 	}
-	defer pf.Close() // closes obj
+	defer func() { _ = pf.Close() }() // closes obj; read only
 	md := pf.MetaData()
 	f.Rows = md.NumRows
 	f.Meta = map[string]string{}

@@ -74,7 +74,7 @@ func Run(ctx context.Context, opts Options, env svc.Env) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("import: work dir: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 
 	log := env.Log
 	// A private registry: each import runs a writer of its own.
@@ -138,7 +138,7 @@ func publishMerged(ctx context.Context, files []string, sourceID string, pub *bu
 	var srcs []*source
 	defer func() {
 		for _, s := range srcs {
-			s.r.Close()
+			_ = s.r.Close()
 		}
 	}()
 	for _, f := range files {
@@ -280,7 +280,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("import: sync %s: %w", dir, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("import: sync %s: %w", dir, err)
 	}

@@ -38,8 +38,6 @@ type simWorld struct {
 	market map[string]md.Market
 }
 
-var simSymbols = []string{"BTCUSDT", "ETHUSDT"}
-
 // runPipeline runs binance-sim (synthetic, both markets, two symbols,
 // partial streams on), spot and futures ingest, the rest-snapshotter and
 // the writer in this process on an embedded JetStream server, injects one

@@ -232,8 +232,7 @@ func BenchmarkOpenKeys(b *testing.B) {
 						seq++
 						id := int64(seq) * 10
 						p := bytes.Replace(t.payload, []byte(`"s":"`+t.sym+`"`), []byte(`"s":"`+sym+`"`), 1)
-						var e envelope.Envelope
-						e = envelope.Envelope{Market: t.m, Kind: t.k, Symbol: sym, ReceivedNs: 1_700_000_000_000_000_000 + int64(seq), Payload: p}
+						e := envelope.Envelope{Market: t.m, Kind: t.k, Symbol: sym, ReceivedNs: 1_700_000_000_000_000_000 + int64(seq), Payload: p}
 						_ = id
 						c.Handle(ctx, Msg{Seq: seq, Subject: md.Subject(t.m, t.k, sym) + ".1", Data: e.AppendMarshal(nil), StoreNs: e.ReceivedNs})
 					}

@@ -106,7 +106,7 @@ func WriteLines(tb testing.TB, path string, lines []Line) {
 	}
 	bw := bufio.NewWriter(zw)
 	for _, l := range lines {
-		fmt.Fprintf(bw, "%d %s\n", l.RecvNs, l.JSON)
+		_, _ = fmt.Fprintf(bw, "%d %s\n", l.RecvNs, l.JSON)
 	}
 	if err := bw.Flush(); err != nil {
 		tb.Fatal(err)

@@ -161,7 +161,7 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 	if ci := cons.CachedInfo(); ci != nil {
 		w.metrics.Lag.Set(float64(ci.NumPending))
 	}
-	it, err := cons.Messages(jetstream.PullMaxBytes(w.cfg.PullMaxBytes))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMaxMessages, w.cfg.PullMaxBytes))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("consume %s: %w", name, err)
@@ -261,6 +261,17 @@ func (w *Writer) Finish(ctx context.Context) error {
 	}
 	return w.stop(it, runErr)
 }
+
+// pullMaxMessages bounds the messages the consumer buffers in the client
+// (WRITER_PULL_MAX_BYTES bounds their bytes). With a byte limit alone
+// (PullMaxBytes) nats.go asks for a million messages per pull request and
+// re-pulls only when half the bytes are consumed. In make bench's market
+// scenario the writer then spent two thirds of its time waiting in Next
+// while its connection had nothing to read: 15.7k rows/s live against
+// 19.3k published (0.33 cores used). With 4,096 messages per request and
+// the same byte limit: 17.6k rows/s, the lag bounded by checkpoint pauses,
+// and a 200,000-message replay at 140k msg/s.
+const pullMaxMessages = 4096
 
 // idleWait is how long loop waits for a message before it looks at the
 // clock (checkpoint interval) and, in Finish, at the consumer.

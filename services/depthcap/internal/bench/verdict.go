@@ -22,8 +22,12 @@ type LiveObs struct {
 
 // Limits of a sustained step.
 const (
-	lagGrowthSeconds = 3.0     // the lag may grow by at most this many seconds of input over the window
-	lagEndSeconds    = 5.0     // and end at most this many seconds of input behind
+	// The lag may grow by at most this many seconds of input over the
+	// window (a checkpoint pause) and end at most lagEndSeconds behind. A
+	// writer that keeps only 80% of the pace grows it by 4 s over 20 s:
+	// 3 s let that pass as sustained.
+	lagGrowthSeconds = 1.0
+	lagEndSeconds    = 2.0
 	lagFloor         = 5000.0  // messages: below this a lag is noise (a checkpoint pause)
 	bufGrowthBytes   = 8 << 20 // publish buffers may grow by at most 8 MiB over the window
 	bufEndBytes      = 32 << 20

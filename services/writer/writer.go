@@ -266,11 +266,12 @@ func (w *Writer) Finish(ctx context.Context) error {
 // (WRITER_PULL_MAX_BYTES bounds their bytes). With a byte limit alone
 // (PullMaxBytes) nats.go asks for a million messages per pull request and
 // re-pulls only when half the bytes are consumed. In make bench's market
-// scenario the writer then spent two thirds of its time waiting in Next
-// while its connection had nothing to read: 15.7k rows/s live against
-// 19.3k published (0.33 cores used). With 4,096 messages per request and
-// the same byte limit: 17.6k rows/s, the lag bounded by checkpoint pauses,
-// and a 200,000-message replay at 140k msg/s.
+// scenario the writer spent two thirds of its time waiting in Next while
+// its connection had nothing to read: 15.7k rows/s live against 19.3k
+// published (0.33 cores used). With 4,096 messages per request and the
+// same byte limit it did 15.5-17.6k rows/s over three runs (no clear
+// change: the live limit lies elsewhere, not found yet) and replayed
+// 200,000 messages at 137-140k msg/s.
 const pullMaxMessages = 4096
 
 // idleWait is how long loop waits for a message before it looks at the

@@ -74,8 +74,12 @@ bench-micro: ## micro-benchmarks of the hot paths (-benchmem)
 run: $(DEPTHCAP) ## the whole pipeline in one process against Binance (DATA_DIR, DURATION, SYMBOLS, S3_*...)
 	$(DEPTHCAP) run
 
-demo: $(DEPTHCAP) ## the same, offline, against the embedded binance-sim (REPLAY=file.rec.gz, DEMO_FAULTS=1)
-	$(DEPTHCAP) demo
+# The demo seals a file per minute (WRITER_PERIOD=1m, WRITER_GRACE=5s
+# unless set) so that Parquet files appear while you watch; make run keeps
+# the daily files. Keep demo and real captures in separate DATA_DIRs: the
+# writer refuses a checkpoint of another period.
+demo: $(DEPTHCAP) ## the same, offline, against the embedded binance-sim (REPLAY=file.rec.gz, DEMO_FAULTS=1); files every minute
+	WRITER_PERIOD=$${WRITER_PERIOD:-1m} WRITER_GRACE=$${WRITER_GRACE:-5s} $(DEPTHCAP) demo
 
 e2e: ## end-to-end: every service as its own process under drops, skips, writer kill -9, NATS restart, S3 outage
 	cd services/depthcap && $(GO) test -tags e2e -count=1 -timeout 15m -v -run TestE2E ./e2e/

@@ -2,12 +2,12 @@ package ingest
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/svc"
+	"github.com/depthcap/depthcap/pkg/svc/svctest"
 )
 
 // testConfig is a config as the services declare it: Validate for one
@@ -23,12 +23,7 @@ func (c *testConfig) Validate() error { return c.ValidateFor(c.market) }
 // the defaults.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, name := range svc.VarNames(&Config{}) {
-		if v, ok := os.LookupEnv(name); ok {
-			t.Setenv(name, v) // restored at cleanup
-			_ = os.Unsetenv(name)
-		}
-	}
+	svctest.ClearEnv(t, &Config{})
 }
 
 // TestConfigValidate proves that every invalid setting fails at start-up

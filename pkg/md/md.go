@@ -192,6 +192,22 @@ var PartitionTransform = [2]string{
 // PartitionFilter is the consumer filter subject of one partition.
 func PartitionFilter(p int) string { return "md.*.*.*.*." + strconv.Itoa(p) }
 
+// SubjectPartition returns the partition token of a stored MARKETDATA
+// subject (md.binance.<market>.<kind>.<SYMBOL>.<p>), the last token; false
+// when it is not one (a subject the stream did not transform). It does not
+// check the rest of the subject (ParseSubject does) and allocates nothing.
+func SubjectPartition(subject string) (int, bool) {
+	k := strings.LastIndexByte(subject, '.')
+	if k < 0 {
+		return 0, false
+	}
+	p, err := strconv.Atoi(subject[k+1:])
+	if err != nil || p < 0 || p >= Partitions {
+		return 0, false
+	}
+	return p, true
+}
+
 // ParseSubject splits md.binance.<market>.<kind>.<SYMBOL>, as published,
 // or md.binance.<market>.<kind>.<SYMBOL>.<partition>, as stored.
 func ParseSubject(subject string) (Market, Kind, string, error) {

@@ -8,14 +8,13 @@ import (
 	"testing"
 
 	"github.com/depthcap/depthcap/pkg/svc"
+	"github.com/depthcap/depthcap/pkg/svc/svctest"
 )
 
 // clearEnv unsets every variable of the configuration for the test.
 func clearEnv(t *testing.T) {
-	for _, name := range svc.VarNames(&Config{}) {
-		t.Setenv(name, "")
-		_ = os.Unsetenv(name)
-	}
+	t.Helper()
+	svctest.ClearEnv(t, &Config{})
 }
 
 // TestDefaultConfig proves DefaultConfig equals what svc.Load builds from

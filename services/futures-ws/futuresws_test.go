@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/svc"
+	"github.com/depthcap/depthcap/pkg/svc/svctest"
 	futuresws "github.com/depthcap/depthcap/services/futures-ws"
 )
 
@@ -40,12 +40,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, kv := range os.Environ() {
-				if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "INGEST_") {
-					t.Setenv(k, "")
-					_ = os.Unsetenv(k)
-				}
-			}
+			svctest.ClearEnv(t, &futuresws.Config{})
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}

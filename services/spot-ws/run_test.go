@@ -3,7 +3,6 @@ package spotws_test
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/depthcap/depthcap/pkg/bus/bustest"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/svc"
+	"github.com/depthcap/depthcap/pkg/svc/svctest"
 	binancesim "github.com/depthcap/depthcap/services/binance-sim"
 	spotws "github.com/depthcap/depthcap/services/spot-ws"
 )
@@ -36,12 +36,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, kv := range os.Environ() {
-				if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "INGEST_") {
-					t.Setenv(k, "")
-					_ = os.Unsetenv(k)
-				}
-			}
+			svctest.ClearEnv(t, &spotws.Config{})
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}

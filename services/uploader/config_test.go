@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/depthcap/depthcap/pkg/svc"
+	"github.com/depthcap/depthcap/pkg/svc/svctest"
 	"github.com/depthcap/depthcap/services/uploader"
 )
 
@@ -88,13 +89,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, kv := range os.Environ() {
-				k, _, _ := strings.Cut(kv, "=")
-				if strings.HasPrefix(k, "S3_") || strings.HasPrefix(k, "UPLOAD_") || k == "LOCAL_RETENTION" {
-					t.Setenv(k, "")
-					os.Unsetenv(k)
-				}
-			}
+			svctest.ClearEnv(t, &uploader.Config{})
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}

@@ -32,6 +32,7 @@ import (
 	"github.com/depthcap/depthcap/pkg/manifest"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/pkg/svc"
+	"github.com/depthcap/depthcap/pkg/svc/svctest"
 	"github.com/depthcap/depthcap/services/uploader"
 	"github.com/depthcap/depthcap/services/uploader/internal/s3test"
 )
@@ -94,20 +95,7 @@ func (h *harness) env(extra map[string]string) map[string]string {
 // loadConfig loads an uploader.Config from env through svc.Load.
 func loadConfig(t testing.TB, env map[string]string) uploader.Config {
 	t.Helper()
-	// Start from a clean slate: every variable the config reads, and
-	// anything under the owned prefixes, is unset (and restored by
-	// t.Setenv at the end of the test).
-	known := map[string]bool{}
-	for _, k := range svc.VarNames(&uploader.Config{}) {
-		known[k] = true
-	}
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if known[k] || strings.HasPrefix(k, "S3_") || strings.HasPrefix(k, "UPLOAD_") {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
+	svctest.ClearEnv(t, &uploader.Config{}) // a clean slate, restored after the test
 	for k, v := range env {
 		t.Setenv(k, v)
 	}

@@ -108,38 +108,26 @@ func ParseShard(s string) (i, n int, err error) {
 // bench`, market scenario). Reading every message and skipping most of
 // them costs N × 5 µs per message across N shards instead.
 func ShardFilters(i, n int) []string {
+	if f := PartitionFilters(i, n); len(f) == 1 {
+		return f
+	}
+	return nil
+}
+
+// PartitionFilters are the filter subjects of the partitions shard i of n
+// owns.
+func PartitionFilters(i, n int) []string {
 	var f []string
 	for p := 0; p < md.Partitions; p++ {
 		if Owns(i, n, p) {
 			f = append(f, md.PartitionFilter(p))
 		}
 	}
-	if len(f) != 1 {
-		return nil
-	}
 	return f
 }
 
 // Owns reports whether shard i of n writes partition p.
 func Owns(i, n, p int) bool { return p%n == i }
-
-// SubjectPartition returns the partition token of a stored MARKETDATA
-// subject (md.binance.<market>.<kind>.<SYMBOL>.<p>); false when the
-// subject has none (it was not transformed: bad input).
-func SubjectPartition(subject string) (int, bool) {
-	k := strings.LastIndexByte(subject, '.')
-	if k < 0 || k == len(subject)-1 || len(subject)-k > 3 {
-		return 0, false
-	}
-	p := 0
-	for _, c := range []byte(subject[k+1:]) {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		p = p*10 + int(c-'0')
-	}
-	return p, p < md.Partitions
-}
 
 // SoftMemoryLimit is the Go memory limit the writer process sets when
 // GOMEMLIMIT is not: WRITER_MEMORY_LIMIT of rows and chunks, the pull

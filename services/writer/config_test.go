@@ -87,22 +87,3 @@ func TestShardFilters(t *testing.T) {
 		}
 	}
 }
-
-func TestSubjectPartition(t *testing.T) {
-	for subject, want := range map[string]int{
-		"md.binance.spot.diff.BTCUSDT.0":     0,
-		"md.binance.futures.gap.ETHUSDT.63":  63,
-		"md.binance.spot.partial.X.7":        7,
-		"md.binance.spot.diff.BTCUSDT":       -1, // not transformed
-		"md.binance.spot.diff.BTCUSDT.64":    -1,
-		"md.binance.spot.diff.BTCUSDT.":      -1,
-		"md.binance.spot.diff.BTCUSDT.1x":    -1,
-		"md.binance.spot.diff.BTCUSDT.00123": -1,
-		"nodots":                             -1,
-	} {
-		p, ok := writer.SubjectPartition(subject)
-		if (want < 0) == ok || (ok && p != want) {
-			t.Errorf("SubjectPartition(%q) = %d, %v; want %d", subject, p, ok, want)
-		}
-	}
-}

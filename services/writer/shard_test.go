@@ -9,7 +9,6 @@ import (
 
 	"github.com/depthcap/depthcap/pkg/bus/bustest"
 	"github.com/depthcap/depthcap/pkg/md"
-	"github.com/depthcap/depthcap/services/writer"
 	"github.com/depthcap/depthcap/services/writer/internal/testrec"
 )
 
@@ -56,7 +55,7 @@ func TestShards(t *testing.T) {
 	part := map[string]int{} // symbol -> partition, as the stream stored it
 	for _, m := range bustest.StreamMessages(t, h.js, md.StreamMarketData, "") {
 		_, _, sym, err := md.ParseSubject(m.Subject())
-		p, ok := writer.SubjectPartition(m.Subject())
+		p, ok := md.SubjectPartition(m.Subject())
 		if err == nil && ok {
 			part[sym] = p
 		}

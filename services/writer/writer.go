@@ -206,7 +206,7 @@ func (w *Writer) mine(subject string) bool {
 	if !w.skipForeign {
 		return true
 	}
-	p, ok := SubjectPartition(subject)
+	p, ok := md.SubjectPartition(subject)
 	if !ok {
 		return w.shardI == 0
 	}

@@ -265,7 +265,7 @@ func (r *scenarioRun) replay(ctx context.Context, natsA *procs.NATS, writer *pro
 	}{
 		{"no filter", nil, 30 * time.Second},
 		// Why the writer shards read unfiltered (services/writer.ShardFilters).
-		{"32 partition filters (what WRITER_SHARD=0/2 would need)", partitionFilters(0, 2), 10 * time.Second},
+		{"32 partition filters (what WRITER_SHARD=0/2 would need)", writersvc.PartitionFilters(0, 2), 10 * time.Second},
 	} {
 		p, err := deliveryProbe(ctx, js, natsA.Proc, pr.name, pr.filters, pr.limit)
 		if err != nil {
@@ -441,18 +441,6 @@ func (r *scenarioRun) sealBytes(ctx context.Context, g *procs.Group, natsA *proc
 		_ = os.RemoveAll(natsA.StoreDir)
 	}
 	return nil
-}
-
-// partitionFilters are the filter subjects of the partitions shard i of
-// n owns.
-func partitionFilters(i, n int) []string {
-	var f []string
-	for p := 0; p < md.Partitions; p++ {
-		if writersvc.Owns(i, n, p) {
-			f = append(f, md.PartitionFilter(p))
-		}
-	}
-	return f
 }
 
 // deliveryProbe reads the stream from the start with a pull consumer set

@@ -211,11 +211,14 @@ func TestSimPipeline(t *testing.T) {
 				// yet (before the first snapshot) or was lost in a gap; at
 				// the end of the run a frame or snapshot may be ahead of
 				// the last diff the collectors published before they
-				// stopped.
+				// stopped; and now and then a partial frame received late
+				// is older than the undo log reaches back (a few, rarely:
+				// seen once in a make test run).
 				lost := p.Skipped["book lost before the stream reached its id"]
 				end, sEnd := p.Skipped["stream never reached its id"], s.Skipped["stream never reached its id"]
+				old := p.Skipped["too old for the undo log"]
 				if s.Compared == 0 || int64(len(s.Skipped)) != min(sEnd, 1) || sEnd > 1 || p.Compared == 0 || p.Compared < p.Rows/2 ||
-					p.Compared+p.Skipped["book not live"]+lost+end != p.Rows || lost > 10*int64(len(r.Gaps)) || end > 3 {
+					p.Compared+p.Skipped["book not live"]+lost+end+old != p.Rows || lost > 10*int64(len(r.Gaps)) || end > 3 || old > 3 {
 					t.Errorf("%s %s: checks: snapshots %d/%d compared (skipped %v), partials %d/%d compared (skipped %v)",
 						key, r.Date, s.Compared, s.Rows, s.Skipped, p.Compared, p.Rows, p.Skipped)
 				}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,29 +115,10 @@ func (c *Config) StreamsPerSymbol() int {
 // svc.Load produces it from an empty environment; for in-process use
 // (tests, the all-in-one binary).
 func DefaultConfig() Config {
-	c := Config{
-		DataDir:            "./data",
-		DiffSpeed:          "100ms",
-		PartialLevels:      20,
-		PartialSpeed:       "100ms",
-		SymbolsPerConn:     200,
-		PublishBufferBytes: 64 << 20,
-		StallTimeout:       10 * time.Second,
-		MaxConnAge:         23 * time.Hour,
-		SymbolsRefresh:     time.Hour,
+	var c Config
+	if err := svc.Defaults(&c); err != nil {
+		panic(fmt.Sprintf("ingest default tags: %v", err)) // a programming error, caught by the tests
 	}
-	c.LogFormat, c.LogLevel = "auto", "info"
-	c.ShutdownTimeout = 30 * time.Second
-	c.EmbeddedListen = "127.0.0.1:4222"
-	c.MaxAge = 72 * time.Hour
-	c.MaxBytes = -1
-	c.Duplicates = 2 * time.Minute
-	c.Replicas = 1
-	c.FilesMaxAge = 720 * time.Hour
-	c.DLQMaxAge = 168 * time.Hour
-	c.DLQMaxBytes = 1 << 30
-	c.Provision = true
-	c.Symbols = "top:50"
 	return c
 }
 

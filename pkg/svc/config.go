@@ -9,7 +9,9 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 )
@@ -160,4 +162,64 @@ func typeName(t reflect.Type) string {
 	default:
 		return "string"
 	}
+}
+
+// Defaults sets every field of the struct cfg points to from its
+// `default` tag, as Load would from an empty environment, without reading
+// the environment: in-process users (tests, the all-in-one binary) start
+// from it. Embedded structs are walked; fields without a tag are left.
+func Defaults(cfg any) error {
+	v := reflect.ValueOf(cfg)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("svc.Defaults: want a pointer to a struct, got %T", cfg)
+	}
+	return setDefaults(v.Elem())
+}
+
+func setDefaults(v reflect.Value) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f, fv := t.Field(i), v.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			if err := setDefaults(fv); err != nil {
+				return err
+			}
+			continue
+		}
+		def, ok := f.Tag.Lookup("default")
+		if !ok || !fv.CanSet() {
+			continue
+		}
+		var err error
+		switch {
+		case f.Type == reflect.TypeFor[time.Duration]():
+			var d time.Duration
+			d, err = time.ParseDuration(def)
+			fv.SetInt(int64(d))
+		case f.Type.Kind() == reflect.String:
+			fv.SetString(def)
+		case f.Type.Kind() == reflect.Bool:
+			var b bool
+			b, err = strconv.ParseBool(def)
+			fv.SetBool(b)
+		case f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Int64:
+			var n int64
+			n, err = strconv.ParseInt(def, 10, 64)
+			fv.SetInt(n)
+		case f.Type.Kind() >= reflect.Uint && f.Type.Kind() <= reflect.Uint64:
+			var n uint64
+			n, err = strconv.ParseUint(def, 10, 64)
+			fv.SetUint(n)
+		case f.Type.Kind() == reflect.Float64 || f.Type.Kind() == reflect.Float32:
+			var x float64
+			x, err = strconv.ParseFloat(def, 64)
+			fv.SetFloat(x)
+		default:
+			return fmt.Errorf("%s: no default for type %s", f.Name, f.Type)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: default %q: %w", f.Name, def, err)
+		}
+	}
+	return nil
 }

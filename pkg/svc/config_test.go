@@ -2,6 +2,7 @@ package svc
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +65,51 @@ func TestVars(t *testing.T) {
 	want := []string{"LOG_FORMAT", "LOG_LEVEL", "METRICS_ADDR", "SHUTDOWN_TIMEOUT", "TESTSVC_PERIOD", "TESTSVC_NAME"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("VarNames = %v, want %v", names, want)
+	}
+}
+
+type defaultsConfig struct {
+	Base
+	Period  time.Duration `envconfig:"TESTDEF_PERIOD" default:"90s"`
+	Name    string        `envconfig:"TESTDEF_NAME" default:"x"`
+	On      bool          `envconfig:"TESTDEF_ON" default:"true"`
+	Count   int32         `envconfig:"TESTDEF_COUNT" default:"-7"`
+	Seed    uint64        `envconfig:"TESTDEF_SEED" default:"18446744073709551615"`
+	Share   float64       `envconfig:"TESTDEF_SHARE" default:"0.5"`
+	NoTag   int           `envconfig:"TESTDEF_NOTAG"`
+	private int           `default:"3"` // not settable: left alone
+}
+
+func (c *defaultsConfig) Validate() error { return c.Base.Validate() }
+
+// TestDefaults proves Defaults builds what Load builds from an empty
+// environment, embedded structs included, and refuses a tag it cannot
+// parse.
+func TestDefaults(t *testing.T) {
+	for _, name := range VarNames(&defaultsConfig{}) {
+		t.Setenv(name, "") // restored at cleanup
+		_ = os.Unsetenv(name)
+	}
+	var fromEnv, fromTags defaultsConfig
+	if err := Load(&fromEnv); err != nil {
+		t.Fatal(err)
+	}
+	if err := Defaults(&fromTags); err != nil {
+		t.Fatal(err)
+	}
+	if fromTags != fromEnv {
+		t.Fatalf("Defaults = %+v\nLoad    = %+v", fromTags, fromEnv)
+	}
+	if fromTags.Seed != 1<<64-1 || fromTags.Count != -7 || fromTags.private != 0 {
+		t.Fatalf("Defaults = %+v", fromTags)
+	}
+	var bad struct {
+		N int `default:"many"`
+	}
+	if err := Defaults(&bad); err == nil || !strings.Contains(err.Error(), "N") {
+		t.Fatalf("bad tag: err = %v", err)
+	}
+	if err := Defaults(bad); err == nil {
+		t.Fatal("a non-pointer was accepted")
 	}
 }

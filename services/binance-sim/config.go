@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -85,64 +84,10 @@ func (c *Config) OwnedPrefixes() []string { return []string{"SIM_"} }
 // the simulator start from it and set ports to 127.0.0.1:0.
 func DefaultConfig() Config {
 	var c Config
-	if err := applyDefaults(reflect.ValueOf(&c).Elem()); err != nil {
+	if err := svc.Defaults(&c); err != nil {
 		panic(fmt.Sprintf("binance-sim default tags: %v", err)) // a programming error, caught by the tests
 	}
 	return c
-}
-
-func applyDefaults(v reflect.Value) error {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f, fv := t.Field(i), v.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if err := applyDefaults(fv); err != nil {
-				return err
-			}
-			continue
-		}
-		d, ok := f.Tag.Lookup("default")
-		if !ok {
-			continue
-		}
-		switch {
-		case f.Type == reflect.TypeOf(time.Duration(0)):
-			x, err := time.ParseDuration(d)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetInt(int64(x))
-		case f.Type.Kind() == reflect.String:
-			fv.SetString(d)
-		case f.Type.Kind() == reflect.Bool:
-			x, err := strconv.ParseBool(d)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetBool(x)
-		case f.Type.Kind() == reflect.Int:
-			x, err := strconv.Atoi(d)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetInt(int64(x))
-		case f.Type.Kind() == reflect.Uint64:
-			x, err := strconv.ParseUint(d, 10, 64)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetUint(x)
-		case f.Type.Kind() == reflect.Float64:
-			x, err := strconv.ParseFloat(d, 64)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetFloat(x)
-		default:
-			return fmt.Errorf("%s: no default parser for %s", f.Name, f.Type)
-		}
-	}
-	return nil
 }
 
 // Validate checks every setting and names the variable and the allowed

@@ -3,7 +3,6 @@ package snapshotter
 import (
 	"fmt"
 	"math"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -200,56 +199,8 @@ func allowedLimits(m md.Market) string {
 // (tests, the all-in-one) start from it.
 func DefaultConfig() Config {
 	var c Config
-	if err := applyDefaults(reflect.ValueOf(&c).Elem()); err != nil {
+	if err := svc.Defaults(&c); err != nil {
 		panic(fmt.Sprintf("rest-snapshotter default tags: %v", err)) // a programming error, caught by the tests
 	}
 	return c
-}
-
-func applyDefaults(v reflect.Value) error {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f, fv := t.Field(i), v.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if err := applyDefaults(fv); err != nil {
-				return err
-			}
-			continue
-		}
-		def, ok := f.Tag.Lookup("default")
-		if !ok || !fv.CanSet() {
-			continue
-		}
-		switch {
-		case f.Type == reflect.TypeFor[time.Duration]():
-			d, err := time.ParseDuration(def)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetInt(int64(d))
-		case f.Type.Kind() == reflect.String:
-			fv.SetString(def)
-		case f.Type.Kind() == reflect.Bool:
-			b, err := strconv.ParseBool(def)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetBool(b)
-		case f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Int64:
-			n, err := strconv.ParseInt(def, 10, 64)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetInt(n)
-		case f.Type.Kind() == reflect.Float64:
-			x, err := strconv.ParseFloat(def, 64)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Name, err)
-			}
-			fv.SetFloat(x)
-		default:
-			return fmt.Errorf("%s: no default for type %s", f.Name, f.Type)
-		}
-	}
-	return nil
 }

@@ -33,7 +33,7 @@ type Config struct {
 	RowGroupRows       int           `envconfig:"WRITER_ROW_GROUP_ROWS" default:"16384" desc:"rows per Parquet row group (fixed, so files are byte-identical whatever the checkpoints)"`
 	ZstdLevel          int           `envconfig:"WRITER_ZSTD_LEVEL" default:"1" desc:"ZSTD level of the Parquet files, 1-22 (1-2, 3-5, 6-9 and 10+ are the encoder's four speeds; 1 measured fastest for +0.4-1% bytes over 3)"`
 	DedupRecent        int           `envconfig:"WRITER_DEDUP_RECENT" default:"1024" desc:"ids remembered per partial/snapshot stream to drop replica duplicates"`
-	PullMaxBytes       int           `envconfig:"WRITER_PULL_MAX_BYTES" default:"16777216" desc:"bytes of messages the consumer buffers in the client (and at most 4096 messages)"`
+	PullMaxBytes       int           `envconfig:"WRITER_PULL_MAX_BYTES" default:"16777216" desc:"bytes of messages the consumer buffers in the client (and at most 32768 messages)"`
 }
 
 // OwnedPrefixes makes svc.Load reject unknown WRITER_* variables.

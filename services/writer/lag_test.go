@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/depthcap/depthcap/pkg/md"
+	"github.com/depthcap/depthcap/services/writer"
 	"github.com/depthcap/depthcap/services/writer/internal/testrec"
 )
 
@@ -129,18 +130,7 @@ func TestConsumerLagStalled(t *testing.T) {
 	half := len(envs) / 2
 	h.publish(envs[:half], false)
 
-	reg := prometheus.NewRegistry()
-	w := h.newWriter(cfg, reg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}()
-	p := lagProbe{t: t, reg: reg}
+	w, p := runWriter(t, h, cfg)
 	p.waitFor(time.Minute, "catching up", func(lag, processed float64) bool { return processed == float64(half) && lag == 0 })
 
 	pctx, pcancel := contextTimeout(10 * time.Second)
@@ -156,4 +146,51 @@ func TestConsumerLagStalled(t *testing.T) {
 		}
 		return lag == backlog
 	})
+}
+
+// TestConsumerGone proves that the writer notices when the server no
+// longer has its consumer (memory storage: a NATS restart loses it; here
+// it is deleted) and creates it again at the next sequence: the rest of
+// the stream is processed and depthcap_writer_consumer_recreated_total
+// counts it once.
+func TestConsumerGone(t *testing.T) {
+	envs := dataset(t, 1, testrec.SmallRecordings()...)
+	h := newHarness(t)
+	cfg := testConfig(t.TempDir(), h.url)
+	half := len(envs) / 2
+	h.publish(envs[:half], false)
+
+	w, p := runWriter(t, h, cfg)
+	p.waitFor(time.Minute, "catching up", func(lag, processed float64) bool { return processed == float64(half) && lag == 0 })
+
+	dctx, dcancel := contextTimeout(10 * time.Second)
+	defer dcancel()
+	if err := h.js.DeleteConsumer(dctx, md.StreamMarketData, w.ConsumerName()); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(envs[half:], false)
+	p.waitFor(time.Minute, "after the consumer was deleted", func(lag, processed float64) bool {
+		return processed == float64(len(envs)) && lag == 0
+	})
+	if n := metricValue(t, p.reg, "depthcap_writer_consumer_recreated_total"); n != 1 {
+		t.Fatalf("consumer recreated %v times, want 1", n)
+	}
+}
+
+// runWriter runs a writer on cfg until the test ends, when it must stop
+// without error, and returns it with a probe of its gauges.
+func runWriter(t *testing.T, h *harness, cfg writer.Config) (*writer.Writer, lagProbe) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	w := h.newWriter(cfg, reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return w, lagProbe{t: t, reg: reg}
 }

@@ -51,6 +51,9 @@ type Writer struct {
 	lastSeq uint64
 	acked   uint64
 	cons    jetstream.Consumer
+	// received counts the messages read from cons (redeliveries too), for
+	// Finish: caught up when it reaches the consumer's delivered count.
+	received uint64
 	// finalAck, when set, makes acks wait for the server's confirmation.
 	finalAck context.Context
 }
@@ -134,41 +137,89 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 		w.log.Error("messages aged out of MARKETDATA before the writer processed them",
 			zap.Uint64("checkpoint_seq", s), zap.Uint64("stream_first_seq", info.State.FirstSeq))
 	}
+	it, err := w.consume(ctx, stream)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	w.running.Store(true)
+	return it, nil
+}
+
+// consume (re)creates the shard's consumer at the core's last sequence +
+// 1 and starts reading it.
+//
+// The consumer keeps its state in memory (MemoryStorage): the writer's
+// checkpoint, not the consumer, says where a restart resumes, and a file
+// consumer's state costs the server O(unacked messages) ten times a
+// second. The writer acks only at checkpoints, so hundreds of thousands
+// of messages are unacked at the market rate: encoding that state took
+// 27 % of nats-server's CPU in make bench's market scenario, under the
+// consumer's lock. A NATS restart loses a memory consumer; the loop
+// notices (errConsumerGone) and Run calls consume again.
+func (w *Writer) consume(ctx context.Context, stream jetstream.Stream) (jetstream.MessagesContext, error) {
 	// A consumer left by an earlier run would redeliver its unacked
 	// messages only after AckWait and out of order: start afresh.
 	name := w.ConsumerName()
 	if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		c.Close()
 		return nil, fmt.Errorf("delete consumer %s: %w", name, err)
 	}
+	start := w.core.LastSeq() + 1
 	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:        name,
 		Description:    "depthcap writer shard " + w.cfg.Shard,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    c.LastSeq() + 1,
+		OptStartSeq:    start,
 		AckPolicy:      jetstream.AckAllPolicy,
 		AckWait:        max(4*w.cfg.CheckpointInterval, time.Minute),
 		MaxDeliver:     -1,
 		MaxAckPending:  -1,
+		MemoryStorage:  true,
 		FilterSubjects: w.filters,
 	})
 	if err != nil {
-		c.Close()
 		return nil, fmt.Errorf("create consumer %s: %w", name, err)
 	}
-	w.cons = cons
+	w.cons, w.received = cons, 0
 	// The backlog at creation; each message updates it (handle).
 	if ci := cons.CachedInfo(); ci != nil {
 		w.metrics.Lag.Set(float64(ci.NumPending))
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMaxMessages, w.cfg.PullMaxBytes))
 	if err != nil {
-		c.Close()
 		return nil, fmt.Errorf("consume %s: %w", name, err)
 	}
-	w.running.Store(true)
-	w.log.Info("writer consuming", zap.String("consumer", name), zap.Uint64("start_seq", c.LastSeq()+1), zap.String("shard", w.cfg.Shard), zap.Int("filters", len(w.filters)))
+	w.log.Info("writer consuming", zap.String("consumer", name), zap.Uint64("start_seq", start), zap.String("shard", w.cfg.Shard), zap.Int("filters", len(w.filters)))
 	return it, nil
+}
+
+// errConsumerGone says the server no longer has the writer's consumer
+// (a NATS restart lost it, or an operator deleted it).
+var errConsumerGone = errors.New("consumer gone")
+
+// run is loop, recreating the consumer when it is gone: after a
+// checkpoint (every handled message durable and acked), at the next
+// sequence. It returns the iterator in use.
+func (w *Writer) run(ctx context.Context, it jetstream.MessagesContext, done func() (bool, error)) (jetstream.MessagesContext, error) {
+	for {
+		err := w.loop(ctx, it, done)
+		if !errors.Is(err, errConsumerGone) {
+			return it, err
+		}
+		it.Stop()
+		w.log.Warn("consumer gone: checkpointing and creating it again", zap.Uint64("stream_seq", w.core.LastSeq()))
+		w.metrics.ConsumerRecreated.Inc()
+		if err := w.checkpoint(core.TriggerInterval); err != nil {
+			return it, err
+		}
+		stream, err := w.conn.JS.Stream(ctx, md.StreamMarketData)
+		if err != nil {
+			return it, fmt.Errorf("stream %s: %w", md.StreamMarketData, err)
+		}
+		if it, err = w.consume(ctx, stream); err != nil {
+			return it, err
+		}
+	}
 }
 
 // handle processes one message and checkpoints when memory is over budget.
@@ -186,6 +237,7 @@ func (w *Writer) handle(ctx context.Context, msg jetstream.Msg) error {
 		w.core.Skip(seq)
 	}
 	w.lastMsg, w.lastSeq = msg, seq
+	w.received++
 	if pending >= 0 {
 		// The consumer's num_pending when the server delivered this
 		// message: the messages after it, delivered to the client's
@@ -232,7 +284,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	runErr := w.loop(ctx, it, nil)
+	it, runErr := w.run(ctx, it, nil)
 	return w.stop(it, runErr)
 }
 
@@ -247,12 +299,19 @@ func (w *Writer) Finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	runErr := w.loop(ctx, it, func() (bool, error) {
+	it, runErr := w.run(ctx, it, func() (bool, error) {
 		info, err := w.cons.Info(ctx)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return false, errConsumerGone
+		}
 		if err != nil {
 			return false, fmt.Errorf("consumer info: %w", err)
 		}
-		return info.NumPending == 0 && w.core.LastSeq() >= info.Delivered.Stream, nil
+		// Every message the server has delivered was read. Not
+		// LastSeq >= Delivered.Stream: a filtered consumer's delivered
+		// stream sequence passes messages it skipped (a memory
+		// consumer's does), which the writer never sees.
+		return info.NumPending == 0 && w.received >= info.Delivered.Consumer, nil
 	})
 	if runErr == nil {
 		if err := w.core.SealAll(ctx); err != nil {
@@ -263,16 +322,18 @@ func (w *Writer) Finish(ctx context.Context) error {
 }
 
 // pullMaxMessages bounds the messages the consumer buffers in the client
-// (WRITER_PULL_MAX_BYTES bounds their bytes). With a byte limit alone
-// (PullMaxBytes) nats.go asks for a million messages per pull request and
-// re-pulls only when half the bytes are consumed. In make bench's market
-// scenario the writer spent two thirds of its time waiting in Next while
-// its connection had nothing to read: 15.7k rows/s live against 19.3k
-// published (0.33 cores used). With 4,096 messages per request and the
-// same byte limit it did 15.5-17.6k rows/s over three runs (no clear
-// change: the live limit lies elsewhere, not found yet) and replayed
-// 200,000 messages at 137-140k msg/s.
-const pullMaxMessages = 4096
+// (WRITER_PULL_MAX_BYTES bounds their bytes, and binds first at the market
+// scenario's 700-byte messages: about 24,000). nats.go asks for more once
+// half is consumed, so this is the delivery window per round trip, and
+// the round trip is long under load: nats-server delivers through the
+// same goroutine that stores the stream's inbound messages (the stream's
+// internalLoop), behind the collectors' bursts. With 4,096 the server had
+// no pull request of the writer's for much of make bench's market step
+// (jsz num_waiting 0 with a backlog) and delivered 15.5-17.6k of 19.4k
+// msg/s; with 32,768 it kept three requests waiting and the writer kept
+// up until its first checkpoint stall (fixed since: part files, see
+// core.writeParts).
+const pullMaxMessages = 32768
 
 // idleWait is how long loop waits for a message before it looks at the
 // clock (checkpoint interval) and, in Finish, at the consumer.
@@ -312,7 +373,9 @@ func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done fu
 			tick.restart()
 			wait = jetstream.NextContext(tick.ctx)
 			if !handled && time.Since(lagAt) >= lagRefresh {
-				w.refreshLag(ctx)
+				if err := w.refreshLag(ctx); err != nil {
+					return err
+				}
 				lagAt = time.Now()
 			}
 			handled = false
@@ -325,6 +388,8 @@ func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done fu
 					return nil
 				}
 			}
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			return errConsumerGone
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			return fmt.Errorf("consumer closed: %w", err)
 		default:
@@ -346,13 +411,19 @@ func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done fu
 // short timeout. It runs only when no message arrived in the last tick
 // (up to idleWait), so the client holds no delivered message: num_pending
 // is the whole lag. On error the gauge keeps its value (NATS being
-// unreachable has its own alerts).
-func (w *Writer) refreshLag(ctx context.Context) {
+// unreachable has its own alerts); a consumer the server does not know
+// is errConsumerGone.
+func (w *Writer) refreshLag(ctx context.Context) error {
 	ictx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if info, err := w.cons.Info(ictx); err == nil {
+	info, err := w.cons.Info(ictx)
+	switch {
+	case err == nil:
 		w.metrics.Lag.Set(float64(info.NumPending))
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return errConsumerGone
 	}
+	return nil
 }
 
 // tickCtx is a context that ends idleWait after its last restart.

@@ -239,13 +239,18 @@ func (c *cluster) killWriter(ctx context.Context, n int) {
 }
 
 // restartNATS stops nats-server (SIGTERM), keeps it down 4s and starts it
-// again on the same port and store.
+// again on the same port and store. The writer's consumer lives in
+// memory, so the restart loses it: the writer must find it gone and
+// create it again (depthcap_writer_consumer_recreated_total) before the
+// next writer kill would hide a failure to.
 func (c *cluster) restartNATS(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
 	c.setBusy("nats", true)
 	defer c.setBusy("nats", false)
+	before, _ := c.writer.Scrape(ctx)
+	recreated := before.Sum("depthcap_writer_consumer_recreated_total")
 	if err := c.nats.Stop(); err != nil {
 		c.fail("nats stop: %v", err)
 	}
@@ -259,6 +264,19 @@ func (c *cluster) restartNATS(ctx context.Context) {
 		return
 	}
 	c.note("nats started again, JetStream healthy")
+	for {
+		m, err := c.writer.Scrape(rctx)
+		if err == nil && m.Sum("depthcap_writer_consumer_recreated_total") > recreated {
+			c.note("writer created its consumer again after the NATS restart")
+			return
+		}
+		select {
+		case <-rctx.Done():
+			c.fail("writer did not create its consumer again within 60s of the NATS restart")
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // s3Outage kills versitygw for 10s around the first seal of a period (a

@@ -106,6 +106,7 @@ type Core struct {
 
 	chunkBuf []byte        // chunk encoding scratch
 	ckptBuf  []byte        // the last checkpoint's bytes, reused
+	partW    *bufio.Writer // write buffer of part files
 	sealBuf  *bufio.Writer // write buffer of sealed files
 }
 

@@ -68,11 +68,12 @@ func (c *Core) seal(ctx context.Context, keys []fileKey) error {
 
 // runSeal executes the seal recorded in the state. Every step is
 // idempotent: the files are rewritten with the same bytes, the manifest
-// too, and FileSealed carries Nats-Msg-Id = path; parts are deleted only
-// after the checkpoint that forgets them.
+// too, and FileSealed carries Nats-Msg-Id = path; a part file is deleted
+// only after the checkpoint that forgets the last open file with a run in
+// it (part files are shared by the open files of a period).
 func (c *Core) runSeal(ctx context.Context) error {
 	start := time.Now()
-	var parts []string
+	parts := map[string]bool{}
 	for _, k := range c.st.sealing {
 		f := c.st.files[k]
 		if f == nil {
@@ -87,7 +88,7 @@ func (c *Core) runSeal(ctx context.Context) error {
 			return err
 		}
 		for _, p := range f.parts {
-			parts = append(parts, p.name)
+			parts[p.name] = true
 		}
 		delete(c.st.files, k)
 	}
@@ -95,7 +96,11 @@ func (c *Core) runSeal(ctx context.Context) error {
 	if err := c.Checkpoint(TriggerSeal); err != nil {
 		return err
 	}
-	for _, name := range parts {
+	used := c.partsInUse()
+	for name := range parts {
+		if used[name] {
+			continue
+		}
 		if err := os.Remove(filepath.Join(c.partDir, name)); err != nil && !os.IsNotExist(err) {
 			c.log.Warn("remove sealed part", zap.String("part", name), zap.Error(err))
 		}
@@ -103,6 +108,17 @@ func (c *Core) runSeal(ctx context.Context) error {
 	c.m.SealDuration.Observe(time.Since(start).Seconds())
 	c.recompute()
 	return nil
+}
+
+// partsInUse returns the names of the part files the open files refer to.
+func (c *Core) partsInUse() map[string]bool {
+	used := map[string]bool{}
+	for _, f := range c.st.files {
+		for _, p := range f.parts {
+			used[p.name] = true
+		}
+	}
+	return used
 }
 
 // relPath is the file's path relative to DATA_DIR, with '/' separators.
@@ -209,7 +225,7 @@ func (c *Core) sealFile(ctx context.Context, f *file) error {
 // the checkpoint, then raw rows (none after a checkpoint).
 func (c *Core) feed(f *file, fw *pq.FileWriter) error {
 	for _, p := range f.parts {
-		if err := c.readPart(p.name, fw.WriteChunk); err != nil {
+		if err := c.readPart(p, fw.WriteChunk); err != nil {
 			return err
 		}
 	}

@@ -63,9 +63,15 @@ type stream struct {
 }
 
 // part is a part file on disk: encoded row chunks of one output file.
+// part is one open file's chunk run in a part file: bytes [off, off+len)
+// of name, a sequence of uvarint-length-prefixed chunks holding rows
+// rows. A part file holds the runs of every open file of one period that
+// a checkpoint spilled (len > 0); a version 3 checkpoint's part files
+// hold one run each, after the magic (len == 0: the whole file).
 type part struct {
-	name string
-	rows int64
+	name     string
+	rows     int64
+	off, len int64
 }
 
 // resetNote records a sequence restart for the manifest.
@@ -122,8 +128,10 @@ var ckptMagic = []byte("DCWCKPT1")
 // which keep the old decision so that the re-run seal writes what the old
 // writer may already have published. Version 3 added the snapshot bridge
 // state of diff streams and the bridge decisions of open diff files
-// (quality.go); older checkpoints start them empty.
-const ckptVersion = 3
+// (quality.go); older checkpoints start them empty. Version 4 added each
+// part's byte range: a checkpoint writes one part file per period instead
+// of one per spilled file.
+const ckptVersion = 4
 
 // header identifies the configuration a checkpoint was written with;
 // changing the period or the shard under an existing checkpoint would
@@ -284,6 +292,8 @@ func (s *state) encode(h header, dst []byte) []byte {
 		for _, p := range f.parts {
 			e.str(p.name)
 			e.i(p.rows)
+			e.i(p.off)
+			e.i(p.len)
 		}
 		e.count(len(f.chunks))
 		for _, c := range f.chunks {
@@ -397,7 +407,11 @@ func decodeState(b []byte) (*state, header, error) {
 		f.openWM = d.i()
 		np := d.count(maxN)
 		for j := 0; j < np && d.err == nil; j++ {
-			f.parts = append(f.parts, part{name: d.str(), rows: d.i()})
+			p := part{name: d.str(), rows: d.i()}
+			if version >= 4 {
+				p.off, p.len = d.i(), d.i()
+			}
+			f.parts = append(f.parts, p)
 		}
 		nc := d.count(maxN)
 		for j := 0; j < nc && d.err == nil; j++ {

@@ -91,3 +91,24 @@ func PinnedVersion(gomod, module string) (string, error) {
 	}
 	return "", fmt.Errorf("%s does not require %s", gomod, module)
 }
+
+// RepoRoot finds the repository root (the directory holding go.work)
+// above the working directory, then above each of starts.
+func RepoRoot(starts ...string) (string, error) {
+	if wd, err := os.Getwd(); err == nil {
+		starts = append([]string{wd}, starts...)
+	}
+	for _, dir := range starts {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+				return dir, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", fmt.Errorf("no go.work above the working directory or %s", strings.Join(starts, ", "))
+}

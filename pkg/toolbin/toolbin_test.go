@@ -25,3 +25,31 @@ func TestPinnedVersion(t *testing.T) {
 		t.Error("a missing go.mod has no error")
 	}
 }
+
+// TestRepoRoot finds go.work above the working directory first, then
+// above the given starts, and fails when there is none.
+func TestRepoRoot(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "pkg", "go.mod")); err != nil {
+		t.Fatalf("RepoRoot from the package directory = %s: %v", root, err)
+	}
+
+	other := t.TempDir()
+	deep := filepath.Join(other, "a", "b")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "go.work"), []byte("go 1.25\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir()) // no go.work above it
+	if got, err := RepoRoot(deep); err != nil || got != other {
+		t.Fatalf("RepoRoot(%s) = %q, %v; want %s", deep, got, err, other)
+	}
+	if got, err := RepoRoot(); err == nil {
+		t.Fatalf("RepoRoot() without a go.work above = %q, want an error", got)
+	}
+}

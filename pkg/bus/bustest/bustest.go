@@ -149,10 +149,18 @@ func NATSServerBinary(t testing.TB) string {
 	return binPath
 }
 
-// moduleDir is the pkg module's directory (where go.mod names nats-server).
+// moduleDir is the pkg module's directory (where go.mod names nats-server):
+// from this source file's path, or, in a binary built with -trimpath
+// (make build's depthcap, whose bench runs nats-server), from the
+// repository above the working directory.
 func moduleDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	}
+	if root, err := toolbin.RepoRoot(); err == nil {
+		return filepath.Join(root, "pkg")
+	}
+	return "pkg" // toolbin.Build then names the missing go.mod
 }
 
 // Process is a nats-server running as a separate OS process.

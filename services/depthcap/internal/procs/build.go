@@ -20,25 +20,10 @@ import (
 // above the working directory, or above this source file.
 func RepoRoot() (string, error) {
 	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
 	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
 		starts = append(starts, filepath.Dir(file))
 	}
-	for _, dir := range starts {
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-				return dir, nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", fmt.Errorf("no go.work above the working directory or %s", "internal/procs")
+	return toolbin.RepoRoot(starts...)
 }
 
 // Binaries are the paths of built executables by name.

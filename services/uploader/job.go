@@ -242,10 +242,14 @@ func (u *Uploader) attempt(ctx context.Context, sp spec) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	u.noteStore(nil)
 	if r != nil {
+		u.noteStore(nil)
 		return u.existing(ctx, sp, key, fi, d, r)
 	}
+	// Not found says nothing of the store's health: a HEAD answer has no
+	// body, and versitygw answers an unknown access key's HEAD with 404,
+	// which would clear the probe's credentials error (TestWrongCredentials
+	// failed so in a CI run). The put below tells.
 
 	// 5. Upload, then verify.
 	if _, err := f.Seek(0, io.SeekStart); err != nil {

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,13 +113,7 @@ func (c *Config) StreamsPerSymbol() int {
 // DefaultConfig returns the configuration with every default applied, as
 // svc.Load produces it from an empty environment; for in-process use
 // (tests, the all-in-one binary).
-func DefaultConfig() Config {
-	var c Config
-	if err := svc.Defaults(&c); err != nil {
-		panic(fmt.Sprintf("ingest default tags: %v", err)) // a programming error, caught by the tests
-	}
-	return c
-}
+func DefaultConfig() Config { return svc.MustDefaults[Config]() }
 
 func speedList(speeds []string, def time.Duration) string {
 	parts := make([]string, 0, len(speeds))

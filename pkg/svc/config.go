@@ -176,6 +176,17 @@ func Defaults(cfg any) error {
 	return setDefaults(v.Elem())
 }
 
+// MustDefaults returns a T set by Defaults. A default tag that does not
+// parse is a programming error (each service's DefaultConfig test catches
+// it): it panics, naming T.
+func MustDefaults[T any]() T {
+	var c T
+	if err := Defaults(&c); err != nil {
+		panic(fmt.Sprintf("%T default tags: %v", c, err))
+	}
+	return c
+}
+
 func setDefaults(v reflect.Value) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {

@@ -2,6 +2,7 @@ package svc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -112,4 +113,15 @@ func TestDefaults(t *testing.T) {
 	if err := Defaults(bad); err == nil {
 		t.Fatal("a non-pointer was accepted")
 	}
+	if got := MustDefaults[defaultsConfig](); got != fromTags {
+		t.Fatalf("MustDefaults = %+v, want %+v", got, fromTags)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "default tags") {
+			t.Fatalf("MustDefaults of a bad tag: recovered %v, want a panic naming the default tags", r)
+		}
+	}()
+	MustDefaults[struct {
+		N int `default:"many"`
+	}]()
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -93,8 +94,19 @@ func PinnedVersion(gomod, module string) (string, error) {
 }
 
 // RepoRoot finds the repository root (the directory holding go.work)
-// above the working directory, then above each of starts.
-func RepoRoot(starts ...string) (string, error) {
+// above the working directory, then above the calling function's source
+// file when the binary knows its absolute path (not built with -trimpath).
+func RepoRoot() (string, error) {
+	var starts []string
+	if _, file, _, ok := runtime.Caller(1); ok && filepath.IsAbs(file) {
+		starts = append(starts, filepath.Dir(file))
+	}
+	return repoRoot(starts...)
+}
+
+// repoRoot finds go.work above the working directory, then above each of
+// starts.
+func repoRoot(starts ...string) (string, error) {
 	if wd, err := os.Getwd(); err == nil {
 		starts = append([]string{wd}, starts...)
 	}

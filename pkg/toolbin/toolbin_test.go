@@ -27,7 +27,8 @@ func TestPinnedVersion(t *testing.T) {
 }
 
 // TestRepoRoot finds go.work above the working directory first, then
-// above the given starts, and fails when there is none.
+// above the given starts (RepoRoot: the caller's source file), and fails
+// when there is none.
 func TestRepoRoot(t *testing.T) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -46,10 +47,14 @@ func TestRepoRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(t.TempDir()) // no go.work above it
-	if got, err := RepoRoot(deep); err != nil || got != other {
-		t.Fatalf("RepoRoot(%s) = %q, %v; want %s", deep, got, err, other)
+	if got, err := repoRoot(deep); err != nil || got != other {
+		t.Fatalf("repoRoot(%s) = %q, %v; want %s", deep, got, err, other)
 	}
-	if got, err := RepoRoot(); err == nil {
-		t.Fatalf("RepoRoot() without a go.work above = %q, want an error", got)
+	if got, err := repoRoot(); err == nil {
+		t.Fatalf("repoRoot() without a go.work above = %q, want an error", got)
+	}
+	// From elsewhere, RepoRoot finds the repository above this file.
+	if got, err := RepoRoot(); err != nil || got != root {
+		t.Fatalf("RepoRoot() from a directory outside = %q, %v; want %s", got, err, root)
 	}
 }

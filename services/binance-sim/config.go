@@ -1,7 +1,6 @@
 package binancesim
 
 import (
-	"fmt"
 	"math"
 	"net"
 	"os"
@@ -82,13 +81,7 @@ func (c *Config) OwnedPrefixes() []string { return []string{"SIM_"} }
 // DefaultConfig returns the configuration with every default applied, as
 // svc.Load would produce it from an empty environment. Tests that embed
 // the simulator start from it and set ports to 127.0.0.1:0.
-func DefaultConfig() Config {
-	var c Config
-	if err := svc.Defaults(&c); err != nil {
-		panic(fmt.Sprintf("binance-sim default tags: %v", err)) // a programming error, caught by the tests
-	}
-	return c
-}
+func DefaultConfig() Config { return svc.MustDefaults[Config]() }
 
 // Validate checks every setting and names the variable and the allowed
 // values on error.

@@ -1,7 +1,6 @@
 package snapshotter
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -197,10 +196,4 @@ func allowedLimits(m md.Market) string {
 // DefaultConfig returns the configuration with every default applied, as
 // svc.Load would produce it from an empty environment. In-process users
 // (tests, the all-in-one) start from it.
-func DefaultConfig() Config {
-	var c Config
-	if err := svc.Defaults(&c); err != nil {
-		panic(fmt.Sprintf("rest-snapshotter default tags: %v", err)) // a programming error, caught by the tests
-	}
-	return c
-}
+func DefaultConfig() Config { return svc.MustDefaults[Config]() }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/services/writer"
 	"github.com/depthcap/depthcap/services/writer/internal/testrec"
@@ -124,14 +125,7 @@ func TestConsumerLag(t *testing.T) {
 // server. That is what the DepthcapWriterStalled alert needs (lag > 0
 // and no progress).
 func TestConsumerLagStalled(t *testing.T) {
-	envs := dataset(t, 1, testrec.SmallRecordings()...)
-	h := newHarness(t)
-	cfg := testConfig(t.TempDir(), h.url)
-	half := len(envs) / 2
-	h.publish(envs[:half], false)
-
-	w, p := runWriter(t, h, cfg)
-	p.waitFor(time.Minute, "catching up", func(lag, processed float64) bool { return processed == float64(half) && lag == 0 })
+	h, w, p, envs, half := halfwayWriter(t)
 
 	pctx, pcancel := contextTimeout(10 * time.Second)
 	defer pcancel()
@@ -154,14 +148,7 @@ func TestConsumerLagStalled(t *testing.T) {
 // the stream is processed and depthcap_writer_consumer_recreated_total
 // counts it once.
 func TestConsumerGone(t *testing.T) {
-	envs := dataset(t, 1, testrec.SmallRecordings()...)
-	h := newHarness(t)
-	cfg := testConfig(t.TempDir(), h.url)
-	half := len(envs) / 2
-	h.publish(envs[:half], false)
-
-	w, p := runWriter(t, h, cfg)
-	p.waitFor(time.Minute, "catching up", func(lag, processed float64) bool { return processed == float64(half) && lag == 0 })
+	h, w, p, envs, half := halfwayWriter(t)
 
 	dctx, dcancel := contextTimeout(10 * time.Second)
 	defer dcancel()
@@ -175,6 +162,20 @@ func TestConsumerGone(t *testing.T) {
 	if n := metricValue(t, p.reg, "depthcap_writer_consumer_recreated_total"); n != 1 {
 		t.Fatalf("consumer recreated %v times, want 1", n)
 	}
+}
+
+// halfwayWriter publishes half of a dataset, runs a writer on it and
+// waits until the writer has processed that half (lag 0). The caller
+// publishes envs[half:].
+func halfwayWriter(t *testing.T) (*harness, *writer.Writer, lagProbe, []envelope.Envelope, int) {
+	t.Helper()
+	envs := dataset(t, 1, testrec.SmallRecordings()...)
+	h := newHarness(t)
+	half := len(envs) / 2
+	h.publish(envs[:half], false)
+	w, p := runWriter(t, h, testConfig(t.TempDir(), h.url))
+	p.waitFor(time.Minute, "catching up", func(lag, processed float64) bool { return processed == float64(half) && lag == 0 })
+	return h, w, p, envs, half
 }
 
 // runWriter runs a writer on cfg until the test ends, when it must stop

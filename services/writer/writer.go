@@ -50,6 +50,7 @@ type Writer struct {
 	lastMsg jetstream.Msg
 	lastSeq uint64
 	acked   uint64
+	stream  jetstream.Stream
 	cons    jetstream.Consumer
 	// received counts the messages read from cons (redeliveries too), for
 	// Finish: caught up when it reaches the consumer's delivered count.
@@ -137,7 +138,8 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 		w.log.Error("messages aged out of MARKETDATA before the writer processed them",
 			zap.Uint64("checkpoint_seq", s), zap.Uint64("stream_first_seq", info.State.FirstSeq))
 	}
-	it, err := w.consume(ctx, stream)
+	w.stream = stream
+	it, err := w.consume(ctx)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -157,15 +159,15 @@ func (w *Writer) start(ctx context.Context) (jetstream.MessagesContext, error) {
 // 27 % of nats-server's CPU in make bench's market scenario, under the
 // consumer's lock. A NATS restart loses a memory consumer; the loop
 // notices (errConsumerGone) and Run calls consume again.
-func (w *Writer) consume(ctx context.Context, stream jetstream.Stream) (jetstream.MessagesContext, error) {
+func (w *Writer) consume(ctx context.Context) (jetstream.MessagesContext, error) {
 	// A consumer left by an earlier run would redeliver its unacked
 	// messages only after AckWait and out of order: start afresh.
 	name := w.ConsumerName()
-	if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := w.stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("delete consumer %s: %w", name, err)
 	}
 	start := w.core.LastSeq() + 1
-	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+	cons, err := w.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:        name,
 		Description:    "depthcap writer shard " + w.cfg.Shard,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -197,6 +199,15 @@ func (w *Writer) consume(ctx context.Context, stream jetstream.Stream) (jetstrea
 // (a NATS restart lost it, or an operator deleted it).
 var errConsumerGone = errors.New("consumer gone")
 
+// consumerErr maps nats.go's ways of saying that the consumer does not
+// exist (Next: deleted or not found; Info: not found) to errConsumerGone.
+func consumerErr(err error) error {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return errConsumerGone
+	}
+	return err
+}
+
 // run is loop, recreating the consumer when it is gone: after a
 // checkpoint (every handled message durable and acked), at the next
 // sequence. It returns the iterator in use.
@@ -212,13 +223,11 @@ func (w *Writer) run(ctx context.Context, it jetstream.MessagesContext, done fun
 		if err := w.checkpoint(core.TriggerInterval); err != nil {
 			return it, err
 		}
-		stream, err := w.conn.JS.Stream(ctx, md.StreamMarketData)
+		next, err := w.consume(ctx)
 		if err != nil {
-			return it, fmt.Errorf("stream %s: %w", md.StreamMarketData, err)
+			return it, err // the stopped iterator: stop() calls it.Stop() again
 		}
-		if it, err = w.consume(ctx, stream); err != nil {
-			return it, err
-		}
+		it = next
 	}
 }
 
@@ -301,10 +310,7 @@ func (w *Writer) Finish(ctx context.Context) error {
 	}
 	it, runErr := w.run(ctx, it, func() (bool, error) {
 		info, err := w.cons.Info(ctx)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return false, errConsumerGone
-		}
-		if err != nil {
+		if err = consumerErr(err); err != nil {
 			return false, fmt.Errorf("consumer info: %w", err)
 		}
 		// Every message the server has delivered was read. Not
@@ -388,7 +394,7 @@ func (w *Writer) loop(ctx context.Context, it jetstream.MessagesContext, done fu
 					return nil
 				}
 			}
-		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+		case consumerErr(err) == errConsumerGone:
 			return errConsumerGone
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			return fmt.Errorf("consumer closed: %w", err)
@@ -417,11 +423,11 @@ func (w *Writer) refreshLag(ctx context.Context) error {
 	ictx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	info, err := w.cons.Info(ictx)
-	switch {
-	case err == nil:
+	if err == nil {
 		w.metrics.Lag.Set(float64(info.NumPending))
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return errConsumerGone
+	}
+	if err = consumerErr(err); err == errConsumerGone {
+		return err
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -149,18 +148,15 @@ func NATSServerBinary(t testing.TB) string {
 	return binPath
 }
 
-// moduleDir is the pkg module's directory (where go.mod names nats-server):
-// from this source file's path, or, in a binary built with -trimpath
-// (make build's depthcap, whose bench runs nats-server), from the
-// repository above the working directory.
+// moduleDir is the pkg module's directory (where go.mod names nats-server),
+// found from the working directory or this source file (toolbin.RepoRoot:
+// make build's depthcap is built with -trimpath).
 func moduleDir() string {
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	root, err := toolbin.RepoRoot()
+	if err != nil {
+		return "pkg" // toolbin.Build then names the missing go.mod
 	}
-	if root, err := toolbin.RepoRoot(); err == nil {
-		return filepath.Join(root, "pkg")
-	}
-	return "pkg" // toolbin.Build then names the missing go.mod
+	return filepath.Join(root, "pkg")
 }
 
 // Process is a nats-server running as a separate OS process.

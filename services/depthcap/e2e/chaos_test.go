@@ -264,19 +264,13 @@ func (c *cluster) restartNATS(ctx context.Context) {
 		return
 	}
 	c.note("nats started again, JetStream healthy")
-	for {
-		m, err := c.writer.Scrape(rctx)
-		if err == nil && m.Sum("depthcap_writer_consumer_recreated_total") > recreated {
-			c.note("writer created its consumer again after the NATS restart")
-			return
-		}
-		select {
-		case <-rctx.Done():
-			c.fail("writer did not create its consumer again within 60s of the NATS restart")
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
+	if err := c.waitWriter(ctx, func(m procs.Metrics) bool {
+		return m.Sum("depthcap_writer_consumer_recreated_total") > recreated
+	}, 60*time.Second); err != nil {
+		c.fail("writer did not create its consumer again within 60s of the NATS restart: %v", err)
+		return
 	}
+	c.note("writer created its consumer again after the NATS restart")
 }
 
 // s3Outage kills versitygw for 10s around the first seal of a period (a

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,13 +17,7 @@ import (
 
 // RepoRoot finds the repository root (the directory holding go.work)
 // above the working directory, or above this source file.
-func RepoRoot() (string, error) {
-	var starts []string
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		starts = append(starts, filepath.Dir(file))
-	}
-	return toolbin.RepoRoot(starts...)
-}
+func RepoRoot() (string, error) { return toolbin.RepoRoot() }
 
 // Binaries are the paths of built executables by name.
 type Binaries map[string]string

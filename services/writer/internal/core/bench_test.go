@@ -65,9 +65,19 @@ func synthMsgs(b *testing.B, n int) []Msg {
 // benchCore opens a core on dir with the default settings; grace is
 // WRITER_GRACE (24h keeps every file open).
 func benchCore(b *testing.B, dir string, grace time.Duration) *Core {
-	c, err := Open(context.Background(), Config{DataDir: dir, Shard: "0-of-1", Period: 24 * time.Hour, Grace: grace,
+	return openBenchCore(b, benchConfig(dir, grace))
+}
+
+// benchConfig is the benchmarks' core configuration: the writer's
+// defaults, one shard, daily files.
+func benchConfig(dir string, grace time.Duration) Config {
+	return Config{DataDir: dir, Shard: "0-of-1", Period: 24 * time.Hour, Grace: grace,
 		DedupRecent: 1024, MemoryLimit: 256 << 20, PartBytes: 1 << 20, InlineLimit: 64 << 20, Parquet: pq.DefaultOptions(),
-		Producer: "bench", StoreClamp: time.Minute}, nopSink{}, NewMetrics(nil), zap.NewNop())
+		Producer: "bench", StoreClamp: time.Minute}
+}
+
+func openBenchCore(b *testing.B, cfg Config) *Core {
+	c, err := Open(context.Background(), cfg, nopSink{}, NewMetrics(nil), zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -300,12 +310,9 @@ func BenchmarkCheckpointSpill(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		dir := b.TempDir()
-		c, err := Open(context.Background(), Config{DataDir: dir, Shard: "0-of-1", Period: 24 * time.Hour, Grace: 24 * time.Hour,
-			DedupRecent: 1024, MemoryLimit: 1 << 30, PartBytes: 4096, InlineLimit: 64 << 20,
-			Parquet: pq.DefaultOptions(), Producer: "bench", StoreClamp: time.Minute}, nopSink{}, NewMetrics(nil), zap.NewNop())
-		if err != nil {
-			b.Fatal(err)
-		}
+		cfg := benchConfig(dir, 24*time.Hour)
+		cfg.MemoryLimit, cfg.PartBytes = 1<<30, 4096 // every open file spills
+		c := openBenchCore(b, cfg)
 		t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 		for i := range symbols * perSymbol {
 			s := synths[i%symbols]

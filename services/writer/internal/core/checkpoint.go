@@ -151,7 +151,7 @@ func (c *Core) Checkpoint(trigger string) error {
 		if f.chunkLen < c.cfg.PartBytes && inline <= c.cfg.InlineLimit {
 			continue
 		}
-		spills = append(spills, spill{f: f, chunks: f.chunks})
+		spills = append(spills, spill{f: f})
 		inline -= f.chunkLen
 	}
 	if len(spills) > 0 {
@@ -184,11 +184,10 @@ func (c *Core) Checkpoint(trigger string) error {
 	return nil
 }
 
-// spill is one open file's chunks that a checkpoint moves to a part file.
+// spill is an open file whose chunks a checkpoint moves to a part file.
 type spill struct {
-	f      *file
-	chunks [][]byte
-	part   part // where writeParts put them
+	f    *file
+	part part // where writeParts put its chunks
 }
 
 // writeParts writes the spills to part files, one per period, named
@@ -243,7 +242,7 @@ func (c *Core) writePart(name string, spills []spill) error {
 		s := &spills[i]
 		start := off
 		var n int64
-		for _, ch := range s.chunks {
+		for _, ch := range s.f.chunks {
 			write(hdr[:binary.PutUvarint(hdr[:], uint64(len(ch)))])
 			write(ch)
 			k, cerr := rows.ChunkRows(ch)

@@ -49,8 +49,13 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 // snapshotMsg is a spot REST snapshot event received at recvNs.
 func snapshotMsg(seq uint64, id int64, recvNs, storeNs int64) Msg {
 	payload := []byte(`{"lastUpdateId":` + itoa(id) + `,"bids":[["1.5","2"]],"asks":[["1.6","3"]]}`)
-	e := envelope.Envelope{Market: md.Spot, Kind: md.Snapshot, Symbol: "ABCUSDT", ReceivedNs: recvNs, Payload: payload, LastID: id, Has: envelope.HasLast}
-	return Msg{Seq: seq, Subject: md.Subject(md.Spot, md.Snapshot, "ABCUSDT") + ".3", Data: e.AppendMarshal(nil), StoreNs: storeNs}
+	return snapshotMsgOf(seq, "ABCUSDT", id, recvNs, storeNs, payload)
+}
+
+// snapshotMsgOf is a spot REST snapshot event of sym with payload.
+func snapshotMsgOf(seq uint64, sym string, id int64, recvNs, storeNs int64, payload []byte) Msg {
+	e := envelope.Envelope{Market: md.Spot, Kind: md.Snapshot, Symbol: sym, ReceivedNs: recvNs, Payload: payload, LastID: id, Has: envelope.HasLast}
+	return Msg{Seq: seq, Subject: md.Subject(md.Spot, md.Snapshot, sym) + ".3", Data: e.AppendMarshal(nil), StoreNs: storeNs}
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }

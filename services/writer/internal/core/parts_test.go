@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/manifest"
-	"github.com/depthcap/depthcap/pkg/md"
 )
 
 // bigSnapshotMsg is a spot REST snapshot of sym with 300 levels a side,
@@ -33,9 +31,7 @@ func bigSnapshotMsg(seq uint64, sym string, id int64, recvNs int64) Msg {
 		b.WriteString(`["` + itoa(int64(1001+i)) + `.5","` + itoa(int64(i+2)) + `"]`)
 	}
 	b.WriteString(`]}`)
-	payload := []byte(b.String())
-	e := envelope.Envelope{Market: md.Spot, Kind: md.Snapshot, Symbol: sym, ReceivedNs: recvNs, Payload: payload, LastID: id, Has: envelope.HasLast}
-	return Msg{Seq: seq, Subject: md.Subject(md.Spot, md.Snapshot, sym) + ".3", Data: e.AppendMarshal(nil), StoreNs: recvNs}
+	return snapshotMsgOf(seq, sym, id, recvNs, recvNs, []byte(b.String()))
 }
 
 func partFiles(t *testing.T, c *Core) []string {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/depthcap/depthcap/pkg/bus/bustest"
@@ -137,6 +139,11 @@ func checkStream(t *testing.T, js jetstream.JetStream, want int) {
 	}
 	for i, m := range msgs {
 		if got, exp := string(m.Data()), "payload-"+strconv.Itoa(i); got != exp {
+			var order []string
+			for _, x := range msgs[max(0, i-5):min(len(msgs), i+200)] {
+				order = append(order, strings.TrimPrefix(string(x.Data()), "payload-"))
+			}
+			t.Logf("stored order from position %d: %s", max(0, i-5), strings.Join(order, " "))
 			t.Fatalf("message %d = %q, want %q (order or content wrong)", i, got, exp)
 		}
 	}
@@ -240,4 +247,92 @@ func TestPublisherSurvivesServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkStream(t, js, 6000)
+}
+
+// TestParsePubAck reads the acks nats-server sends, and refuses errors
+// and malformed replies.
+func TestParsePubAck(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		stream string
+		seq    uint64
+		dup    bool
+		domain string
+		err    bool
+	}{
+		{in: `{"stream":"MARKETDATA","seq":1}`, stream: "MARKETDATA", seq: 1},
+		{in: `{"stream":"MARKETDATA","seq":18446744073709551615,"duplicate":true}`, stream: "MARKETDATA", seq: 1<<64 - 1, dup: true},
+		{in: ` { "stream" : "S" , "domain":"hub", "seq" : 42, "duplicate":false, "batch":"x\"}", "val":{"a":[1,{"b":"}"}]} } `, stream: "S", seq: 42, domain: "hub"},
+		{in: `{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"S","seq":0}`, err: true},
+		{in: `{"stream":"S"}`, err: true},
+		{in: `{"seq":3}`, err: true},
+		{in: `{"stream":"S","seq":-1}`, err: true},
+		{in: `{"stream":"S","seq":1`, err: true},
+		{in: `{"stream":S,"seq":1}`, err: true},
+		{in: `[]`, err: true},
+		{in: ``, err: true},
+	} {
+		var ack jetstream.PubAck
+		stream, err := parsePubAck([]byte(tc.in), &ack)
+		if tc.err {
+			if err == nil {
+				t.Errorf("%s: want an error, got stream %q seq %d", tc.in, stream, ack.Sequence)
+			}
+			continue
+		}
+		if err != nil || string(stream) != tc.stream || ack.Sequence != tc.seq || ack.Duplicate != tc.dup || ack.Domain != tc.domain {
+			t.Errorf("%s: stream %q seq %d dup %v domain %q err %v", tc.in, stream, ack.Sequence, ack.Duplicate, ack.Domain, err)
+		}
+	}
+}
+
+// TestPublisherRetriesRefusedAndLost publishes while no stream listens
+// (the server answers 503, no responders) and then while a plain
+// subscriber takes the subject without answering (no ack at all: the
+// ack timeout): once a stream exists, every message is stored once, in
+// order, and the retries were counted.
+func TestPublisherRetriesRefusedAndLost(t *testing.T) {
+	s := bustest.RunServer(t)
+	nc := bustest.Connect(t, s.ClientURL())
+	js := bustest.JetStream(t, nc)
+	reg := prometheus.NewRegistry()
+	met := NewPublisherMetrics(reg, "test")
+	p, err := NewPublisher(nc, PublisherConfig{MaxBytes: 64 << 20, MaxPending: 16, AckTimeout: 200 * time.Millisecond}, met, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, p, 0, 100) // no stream: refused with 503
+	time.Sleep(300 * time.Millisecond)
+	if got := testutil.ToFloat64(met.Published); got != 0 {
+		t.Fatalf("%v acked without a stream", got)
+	}
+	refused := testutil.ToFloat64(met.Retries)
+	if refused == 0 {
+		t.Fatal("no retry counted for refused publishes")
+	}
+	// A silent subscriber: the server has a responder, nobody acks.
+	silent, err := nc.Subscribe("md.>", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond) // a few ack timeouts
+	if got := testutil.ToFloat64(met.Retries); got < refused+16 {
+		t.Fatalf("retries %v after ack timeouts, want at least %v", got, refused+16)
+	}
+	if err := silent.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(context.Background(), js, testStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, p, 100, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, js, 200)
+	if got := testutil.ToFloat64(met.Published); got != 200 {
+		t.Fatalf("published %v, want 200", got)
+	}
 }

@@ -109,51 +109,74 @@ func (c *Core) load() error {
 // message.
 func (c *Core) Checkpoint(trigger string) error {
 	start := time.Now()
-	// 1. Encode raw rows. The row buffers of files that received rows are
-	// kept (emptied) up to a quarter of the memory budget, so that a
-	// steady stream appends without allocating; idle files' are freed.
-	var keys []fileKey
-	retain := c.cfg.MemoryLimit / 4
+	// 1. Decide which files spill to part files, from their encoded
+	// chunks plus their raw rows' encoded size (an upper bound, before
+	// encoding): files past PartBytes, then the largest until the inline
+	// total fits InlineLimit. A spilled file's rows are encoded straight
+	// into its part file (writeParts), never copied into memory: copying
+	// every file's rows into chunks first made a market checkpoint hold
+	// the rows and their chunks at once (~150 MB more heap at the peak,
+	// the writer's GC then fighting its memory limit).
+	type cand struct {
+		k    fileKey
+		size int64
+	}
+	var cands []cand
 	for k, f := range c.st.files {
-		switch {
-		case f.rows.N > 0:
+		size := f.chunkLen
+		if f.rows.N > 0 {
+			size += int64(f.rows.ChunkSize())
+		}
+		if size > 0 {
+			cands = append(cands, cand{k, size})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		return cmp.Or(cmp.Compare(b.size, a.size), cmpFile(a.k, b.k))
+	})
+	var inline int64
+	for _, cd := range cands {
+		inline += cd.size
+	}
+	spilled := make(map[*file]bool)
+	var spills []spill
+	for _, cd := range cands {
+		if cd.size < c.cfg.PartBytes && inline <= c.cfg.InlineLimit {
+			continue
+		}
+		f := c.st.files[cd.k]
+		spills = append(spills, spill{f: f})
+		spilled[f] = true
+		inline -= cd.size
+	}
+	// 2. Encode the other files' raw rows into inline chunks. The row
+	// buffers of files that received rows are kept (emptied) up to a
+	// quarter of the memory budget, so that a steady stream appends
+	// without allocating; idle files' are freed.
+	retain := c.cfg.MemoryLimit / 4
+	release := func(f *file) {
+		if b := f.rows.Bytes(); f.rows.N > 0 && b <= retain {
+			retain -= b
+			f.rows.Reset()
+		} else if b > 0 {
+			f.rows.Free()
+		}
+	}
+	for _, f := range c.st.files {
+		if spilled[f] {
+			continue
+		}
+		if f.rows.N > 0 {
 			// Encode into the scratch buffer, keep an exact-size copy.
 			c.chunkBuf = f.rows.AppendChunk(c.chunkBuf[:0])
 			chunk := append([]byte(nil), c.chunkBuf...)
 			f.chunks = append(f.chunks, chunk)
 			f.chunkLen += int64(len(chunk))
-			if b := f.rows.Bytes(); b <= retain {
-				retain -= b
-				f.rows.Reset()
-			} else {
-				f.rows.Free()
-			}
-		case f.rows.Bytes() > 0:
-			f.rows.Free()
 		}
-		if f.chunkLen > 0 {
-			keys = append(keys, k)
-		}
+		release(f)
 	}
-	// 2. Spill: files past PartBytes, then the largest until the inline
-	// total fits InlineLimit.
-	slices.SortFunc(keys, func(a, b fileKey) int {
-		return cmp.Or(cmp.Compare(c.st.files[b].chunkLen, c.st.files[a].chunkLen), cmpFile(a, b))
-	})
-	var inline int64
-	for _, k := range keys {
-		inline += c.st.files[k].chunkLen
-	}
+	// 3. Spill: each period's spilled files to one part file, fsynced.
 	gen := c.st.gen + 1
-	var spills []spill
-	for _, k := range keys {
-		f := c.st.files[k]
-		if f.chunkLen < c.cfg.PartBytes && inline <= c.cfg.InlineLimit {
-			continue
-		}
-		spills = append(spills, spill{f: f})
-		inline -= f.chunkLen
-	}
 	if len(spills) > 0 {
 		if err := c.writeParts(gen, spills); err != nil {
 			return err
@@ -161,6 +184,7 @@ func (c *Core) Checkpoint(trigger string) error {
 		for _, s := range spills {
 			s.f.parts = append(s.f.parts, s.part)
 			s.f.chunks, s.f.chunkLen = nil, 0
+			release(s.f)
 			c.m.Parts.Inc()
 			c.m.PartBytes.Add(float64(s.part.len))
 		}
@@ -168,18 +192,22 @@ func (c *Core) Checkpoint(trigger string) error {
 			return err
 		}
 	}
-	// 3. The state, atomically.
+	// 4. The state, atomically.
 	c.st.gen = gen
-	b := c.st.encode(c.header(), c.ckptBuf[:0])
-	c.ckptBuf = b
-	if err := writeFileAtomic(filepath.Join(c.dir, ckptName), b); err != nil {
+	var size int64
+	err := writeAtomic(filepath.Join(c.dir, ckptName), nil, func(w io.Writer) error {
+		var err error
+		size, c.ckptBuf, err = c.st.encodeTo(c.header(), w, c.ckptBuf)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	c.recompute()
-	c.m.CkptBytes.Set(float64(len(b)))
+	c.m.CkptBytes.Set(float64(size))
 	c.m.Checkpoints.WithLabelValues(trigger).Inc()
 	c.m.CkptDuration.Observe(time.Since(start).Seconds())
-	// 4. Ack.
+	// 5. Ack.
 	c.sink.Durable(c.st.lastSeq)
 	return nil
 }
@@ -215,7 +243,9 @@ func (c *Core) writeParts(gen uint64, spills []spill) error {
 }
 
 // writePart writes spills to one part file, the magic then each spill's
-// chunks (uvarint length, bytes), sets their parts and fsyncs the file.
+// chunks and its raw rows as one more chunk (uvarint length, bytes), sets
+// their parts and fsyncs the file. It leaves the files' rows and chunks
+// as they are: the caller drops them once every part is written.
 func (c *Core) writePart(name string, spills []spill) error {
 	path := filepath.Join(c.partDir, name)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -250,6 +280,13 @@ func (c *Core) writePart(name string, spills []spill) error {
 				err = cerr
 			}
 			n += int64(k)
+		}
+		if r := &s.f.rows; r.N > 0 {
+			// The raw rows, encoded here rather than kept as a chunk.
+			c.chunkBuf = r.AppendChunk(c.chunkBuf[:0])
+			write(hdr[:binary.PutUvarint(hdr[:], uint64(len(c.chunkBuf)))])
+			write(c.chunkBuf)
+			n += int64(r.N)
 		}
 		s.part = part{name: name, rows: n, off: start, len: off - start}
 	}

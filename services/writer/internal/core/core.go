@@ -105,7 +105,7 @@ type Core struct {
 	ev    rows.Event
 
 	chunkBuf []byte        // chunk encoding scratch
-	ckptBuf  []byte        // the last checkpoint's bytes, reused
+	ckptBuf  []byte        // the checkpoint encoder's buffer (encFlush and a bit), reused
 	partW    *bufio.Writer // write buffer of part files
 	sealBuf  *bufio.Writer // write buffer of sealed files
 }

@@ -1,7 +1,9 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/depthcap/depthcap/pkg/manifest"
+	"github.com/depthcap/depthcap/services/writer/internal/pq"
 )
 
 // bigSnapshotMsg is a spot REST snapshot of sym with 300 levels a side,
@@ -146,5 +151,80 @@ func TestReadPartVersion3(t *testing.T) {
 	}
 	if len(got) != 2 || string(got[0]) != "one" || string(got[1]) != "chunk two" {
 		t.Fatalf("chunks %q", got)
+	}
+}
+
+// failAfter accepts n bytes, then fails.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		return 0, errors.New("disk full")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestEncodeToStreams proves that the streamed checkpoint (encodeTo, what
+// Checkpoint writes) is byte for byte the buffered encoding, with inline
+// chunks large enough to be written directly and small ones buffered,
+// that the buffer stays near encFlush, and that a write error is returned.
+func TestEncodeToStreams(t *testing.T) {
+	// testCore's settings, with limits that keep every chunk inline.
+	c, err := Open(context.Background(), Config{DataDir: t.TempDir(), Shard: "0-of-1", Period: time.Minute, Grace: 10 * time.Second,
+		DedupRecent: 64, MemoryLimit: 16 << 20, PartBytes: 1 << 20, InlineLimit: 4 << 20, Parquet: pq.DefaultOptions(), Producer: "test", StoreClamp: time.Minute},
+		&fakeSink{}, NewMetrics(nil), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	seq := uint64(0)
+	for i := range 40 {
+		seq++
+		sym := "S" + itoa(int64(i%7)) + "USDT"
+		if err := c.Handle(ctx, bigSnapshotMsg(seq, sym, int64(seq), t0+int64(i)*int64(time.Millisecond))); err != nil {
+			t.Fatal(err)
+		}
+		if i%9 == 0 { // chunks of a few rows, some past encDirect, none spilled yet
+			if err := c.Checkpoint(TriggerInterval); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, f := range c.st.files {
+		f.rows.Reset() // not encoded: what Checkpoint encodes is chunks and state
+	}
+	h := c.header()
+	want := c.st.encode(h, nil)
+	var big, small int
+	for _, f := range c.st.files {
+		for _, ch := range f.chunks {
+			if len(ch) >= encDirect {
+				big++
+			} else {
+				small++
+			}
+		}
+	}
+	if big == 0 {
+		t.Fatalf("no inline chunk of %d bytes or more: the test does not cover direct writes", encDirect)
+	}
+	var got bytes.Buffer
+	n, scratch, err := c.st.encodeTo(h, &got, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(want)) || !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("streamed %d bytes, buffered %d: they differ (%d inline chunks written directly, %d buffered)", n, len(want), big, small)
+	}
+	if cap(scratch) > 2*encFlush+64<<10 {
+		t.Fatalf("encoder buffer grew to %d bytes", cap(scratch))
+	}
+	if _, _, err := c.st.encodeTo(h, &failAfter{n: len(want) / 2}, nil); err == nil {
+		t.Fatal("a failing writer: want an error")
+	}
+	if _, _, err := decodeState(want); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"hash/crc32"
+	"io"
 	"slices"
 	"strings"
 
@@ -196,7 +197,25 @@ func (d *dec) fileKey() fileKey {
 // encode serializes the state. Maps are written in sorted key order so
 // that equal states give equal bytes. Files must have no raw rows.
 func (s *state) encode(h header, dst []byte) []byte {
-	e := enc{b: append(dst, ckptMagic...)}
+	e := enc{b: dst}
+	s.encodeBody(&e, h)
+	e.fixed32(crc32.Checksum(e.b[len(dst):], castagnoli))
+	return e.b
+}
+
+// encodeTo streams the same bytes as encode to w, buffering through
+// scratch (returned for reuse), and returns how many it wrote.
+func (s *state) encodeTo(h header, w io.Writer, scratch []byte) (int64, []byte, error) {
+	e := enc{b: scratch[:0], w: w}
+	s.encodeBody(&e, h)
+	e.fixed32(crc32.Update(e.crc, castagnoli, e.b))
+	e.flush()
+	return e.n, e.b[:0], e.err
+}
+
+// encodeBody writes the checkpoint up to its checksum.
+func (s *state) encodeBody(e *enc, h header) {
+	e.b = append(e.b, ckptMagic...)
 	e.u(ckptVersion)
 	e.str(h.shard)
 	e.i(h.periodNs)
@@ -331,8 +350,6 @@ func (s *state) encode(h header, dst []byte) []byte {
 	for _, k := range s.sealing {
 		e.fileKey(k)
 	}
-	e.fixed32(crc32.Checksum(e.b[len(dst):], castagnoli))
-	return e.b
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -52,7 +52,11 @@ type Options struct {
 	ReplayMax time.Duration // the writer's replay is timed until caught up or this long
 	Self      string        // the depthcap binary (runs the publisher process)
 	Readme    string        // README to update between the bench markers (UpdateReadme); empty: none
-	Progress  io.Writer
+	// Profile, if set, is a CPU profile's length: the writer's replay is
+	// profiled for that long from its first processed message, into
+	// <Dir>/<scenario>-writer-replay.pprof (kept with Keep).
+	Profile  time.Duration
+	Progress io.Writer
 }
 
 // DefaultOptions fit both scenarios in about 12 minutes on a 2-core

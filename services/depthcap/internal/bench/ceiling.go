@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -297,6 +299,9 @@ func (r *scenarioRun) replay(ctx context.Context, natsA *procs.NATS, writer *pro
 		seq = m.Value("depthcap_writer_processed_seq")
 		if seq > 0 && tFirst.IsZero() {
 			tFirst = time.Now()
+			if r.o.Profile > 0 {
+				go r.profileWriter(ctx, writer)
+			}
 		}
 		if seq >= float64(last) {
 			rep.CaughtUp = true
@@ -610,3 +615,33 @@ func dirBytes(dir string) int64 {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// profileWriter saves a CPU profile of the writer (its /debug/pprof) to
+// the work directory.
+func (r *scenarioRun) profileWriter(ctx context.Context, writer *procs.Proc) {
+	path := filepath.Join(r.dir, r.sc.Name+"-writer-replay.pprof")
+	url := writer.MetricsURL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(r.o.Profile.Seconds()))))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		r.logf("replay profile: %v", err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.logf("replay profile: %v", err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		r.logf("replay profile: %v", err)
+		return
+	}
+	r.logf("replay: writer CPU profile in %s", path)
+}

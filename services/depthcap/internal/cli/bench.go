@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "rate steps per scenario")
 	fs.IntVar(&o.Backlog, "backlog", 0, "messages in the replay backlog (default 1000000; smaller is for trying the command out)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "simulator and generator seed")
+	fs.DurationVar(&o.Profile, "profile", 0, "CPU-profile the writer's replay for this long (into the work directory; use with --keep)")
 	fs.StringVar(&o.Readme, "readme", "", "README whose performance table (between <!-- bench:begin --> and <!-- bench:end -->) is replaced by this run's")
 	fs.Usage = func() {
 		_, _ = fmt.Fprintln(stderr, "usage: depthcap bench [--scenario seed50|market|all] [--out bench/results]")

@@ -169,6 +169,14 @@ type Process struct {
 	cmd  *exec.Cmd
 }
 
+// Pid is the running server's process id (0 when stopped).
+func (p *Process) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // StartProcess runs nats-server with JetStream on a free port and its
 // store in a temp dir; it is killed at cleanup.
 func StartProcess(t testing.TB, extraArgs ...string) *Process {

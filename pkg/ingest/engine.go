@@ -97,6 +97,11 @@ type symState struct {
 	diff        *stream
 	partial     *stream // nil when partial streams are off
 	lastSnapReq atomic.Int64
+	// Gaps within snapMinInterval of the last request: the highest minID
+	// asked for since, plus one (0: none), sent when the interval has
+	// passed by a timer armed once (snapArmed).
+	snapPending atomic.Int64
+	snapArmed   atomic.Bool
 }
 
 // stream is the shared state of one (symbol, kind) stream.

@@ -676,22 +676,25 @@ func TestSymbolRefresh(t *testing.T) {
 // ctl.snapshot.<market>.<SYMBOL> request (answered here by a test
 // responder) whose body carries min_update_id, the lowest lastUpdateId a
 // snapshot needs for the first diff after the gap to bridge it (spot
-// U-1, USD-M U); that requests for the same symbol are rate-limited; and
-// that a request nobody answers is counted, not waited for.
+// U-1, USD-M U); that a second gap of the same symbol within the rate
+// limit is deferred, not dropped: one more request, with the later gap's
+// min_update_id, once the interval has passed; and that a request nobody
+// answers is counted, not waited for.
 func TestSnapshotRequest(t *testing.T) {
 	for _, tt := range []struct {
 		m       md.Market
-		frames  []string // BTCUSDT: two gaps; ETHUSDT: one gap, nobody answers
+		frames  []string // BTCUSDT: three gaps; ETHUSDT: one gap, nobody answers
 		wantMin int64
+		wantDef int64 // the deferred request's: the last gap's
 	}{
 		{md.Spot, []string{
-			spotDiff("BTCUSDT", 1, 5), spotDiff("BTCUSDT", 10, 12), spotDiff("BTCUSDT", 20, 22),
+			spotDiff("BTCUSDT", 1, 5), spotDiff("BTCUSDT", 10, 12), spotDiff("BTCUSDT", 20, 22), spotDiff("BTCUSDT", 30, 31),
 			spotDiff("ETHUSDT", 1, 5), spotDiff("ETHUSDT", 10, 12),
-		}, 9},
+		}, 9, 29},
 		{md.Futures, []string{
-			futuresDiff("BTCUSDT", 1, 5, 0), futuresDiff("BTCUSDT", 10, 12, 8), futuresDiff("BTCUSDT", 20, 22, 17),
+			futuresDiff("BTCUSDT", 1, 5, 0), futuresDiff("BTCUSDT", 10, 12, 8), futuresDiff("BTCUSDT", 20, 22, 17), futuresDiff("BTCUSDT", 30, 31, 27),
 			futuresDiff("ETHUSDT", 1, 5, 0), futuresDiff("ETHUSDT", 10, 12, 8),
-		}, 10},
+		}, 10, 30},
 	} {
 		t.Run(tt.m.String(), func(t *testing.T) {
 			h := startHarness(t, harnessOpts{market: tt.m, symbols: "BTCUSDT,ETHUSDT", realNATS: true, mut: func(c *Config) { c.PartialLevels = 0 }})
@@ -725,12 +728,26 @@ func TestSnapshotRequest(t *testing.T) {
 				return value(h.e.met.v.snapshotReqs.WithLabelValues(tt.m.String(), result))
 			}
 			waitFor(t, 10*time.Second, "results counted", func() bool {
-				return sr("ok") == 1 && sr("rate_limited") == 1 && sr("no_responders") == 1
+				return sr("ok") == 1 && sr("deferred") == 2 && sr("no_responders") == 1
 			})
+			first := time.Now()
 			select {
 			case m := <-got:
-				t.Errorf("second request within the rate limit: %s", m.Data)
-			default:
+				if d := time.Since(first); d < snapMinInterval-time.Second {
+					t.Errorf("deferred request %v after the first, want about %v", d, snapMinInterval)
+				}
+				req, err := md.ParseSnapshotRequest(m.Data, tt.m, "BTCUSDT")
+				if err != nil || req.MinUpdateID != tt.wantDef {
+					t.Errorf("deferred request %s: %+v (%v), want min_update_id %d", m.Data, req, err, tt.wantDef)
+				}
+			case <-time.After(snapMinInterval + 5*time.Second):
+				t.Fatal("no deferred request for the gaps within the rate limit")
+			}
+			waitFor(t, 5*time.Second, "deferred request answered", func() bool { return sr("ok") == 2 })
+			select {
+			case m := <-got:
+				t.Errorf("a third request: %s", m.Data)
+			case <-time.After(500 * time.Millisecond):
 			}
 		})
 	}

@@ -181,11 +181,32 @@ func newSnapWorker(e *Engine) *snapWorker {
 // binance.BridgeMin of the first diff published after the gap (spot
 // U-1, USD-M U). The snapshotter does not answer with an older snapshot,
 // which could not restore the book after the gap.
+//
+// A gap within the interval is not dropped: it is deferred (counted as
+// "deferred"), and one request goes when the interval has passed, with
+// the highest minID deferred meanwhile. A snapshot at or past that id
+// restores the book after every one of those gaps; the request already
+// sent may have been answered before the later gap.
 func (e *Engine) requestSnapshot(s *symState, minID int64) {
 	now := time.Now().UnixNano()
 	last := s.lastSnapReq.Load()
 	if now-last < int64(snapMinInterval) || !s.lastSnapReq.CompareAndSwap(last, now) {
-		e.met.v.snapshotReqs.WithLabelValues(e.market.String(), "rate_limited").Inc()
+		e.met.v.snapshotReqs.WithLabelValues(e.market.String(), "deferred").Inc()
+		for { // snapPending holds minID+1: 0 is "none", and a minID may be 0
+			p := s.snapPending.Load()
+			if p >= minID+1 || s.snapPending.CompareAndSwap(p, minID+1) {
+				break
+			}
+		}
+		if s.snapArmed.CompareAndSwap(false, true) {
+			wait := time.Duration(max(last+int64(snapMinInterval)-now, 0)) + time.Millisecond
+			time.AfterFunc(wait, func() {
+				s.snapArmed.Store(false)
+				if p := s.snapPending.Swap(0); p != 0 {
+					e.requestSnapshot(s, p-1)
+				}
+			})
+		}
 		return
 	}
 	select {

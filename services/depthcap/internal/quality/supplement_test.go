@@ -2,6 +2,8 @@ package quality_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +83,56 @@ func TestVerifySupplement(t *testing.T) {
 	}
 	if rep.Book.DiffRowsLive != without.Book.DiffRowsLive+int64(len(evs)-k) {
 		t.Errorf("%d rows on a live book, want every row after the first snapshot (%d)", rep.Book.DiffRowsLive, without.Book.DiffRowsLive+int64(len(evs)-k))
+	}
+}
+
+// TestVerifyManifestRows proves that verify compares each file's row count
+// (its Parquet footer) with its manifest's: a manifest that disagrees,
+// as after rows were removed from a sealed file, is a problem.
+func TestVerifyManifestRows(t *testing.T) {
+	const symbol = "NKNUSDT"
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	qualitytest.Import(t, data, qualitytest.Recording("spot_2021-10-12_4sym.rec.gz"))
+	ctx := context.Background()
+	opts := quality.Options{Market: md.Spot, Symbol: symbol, Date: time.Date(2021, 10, 12, 0, 0, 0, 0, time.UTC)}
+	rep, err := quality.Verify(ctx, dataset.Local(data), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean() {
+		t.Fatalf("as imported: problems %v", rep.Problems)
+	}
+	path := filepath.Join(data, "spot", "diff_orderbooks", symbol, "2021-10-12.gaps.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	rows, ok := m["rows"].(float64)
+	if !ok || rows < 2 {
+		t.Fatalf("manifest rows %v", m["rows"])
+	}
+	m["rows"] = rows + 1
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = quality.Verify(ctx, dataset.Local(data), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("it says %d rows, the file holds %d", int64(rows)+1, int64(rows))
+	found := false
+	for _, p := range rep.Problems {
+		found = found || strings.Contains(p, want)
+	}
+	if rep.Clean() || !found {
+		t.Fatalf("a manifest one row off: problems %v, want one with %q", rep.Problems, want)
 	}
 }

@@ -246,6 +246,11 @@ func fileSummaries(d daySets) []FileSummary {
 			if f.Manifest != nil {
 				fs.ManifestGaps = len(f.Manifest.Gaps)
 				fs.WriterQuality = f.Manifest.Quality
+				if f.Manifest.Rows != f.Rows {
+					// Rows added to or removed from the file after it was
+					// sealed (or the wrong manifest): a problem.
+					fs.Manifest = fmt.Sprintf("it says %d rows, the file holds %d", f.Manifest.Rows, f.Rows)
+				}
 			} else {
 				fs.Manifest = f.ManifestErr
 			}

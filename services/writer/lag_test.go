@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/md"
 	"github.com/depthcap/depthcap/services/writer"
+	"github.com/depthcap/depthcap/services/writer/internal/core"
 	"github.com/depthcap/depthcap/services/writer/internal/testrec"
 )
 
@@ -146,7 +148,7 @@ func TestConsumerLagStalled(t *testing.T) {
 // longer has its consumer (memory storage: a NATS restart loses it; here
 // it is deleted) and creates it again at the next sequence: the rest of
 // the stream is processed and depthcap_writer_consumer_recreated_total
-// counts it once.
+// counts it once, as does its checkpoint's trigger="consumer".
 func TestConsumerGone(t *testing.T) {
 	h, w, p, envs, half := halfwayWriter(t)
 
@@ -161,6 +163,9 @@ func TestConsumerGone(t *testing.T) {
 	})
 	if n := metricValue(t, p.reg, "depthcap_writer_consumer_recreated_total"); n != 1 {
 		t.Fatalf("consumer recreated %v times, want 1", n)
+	}
+	if n := testutil.ToFloat64(counterVec(t, p.reg, "depthcap_writer_checkpoints_total", core.TriggerConsumer)); n != 1 {
+		t.Fatalf("checkpoints before recreating the consumer: %v, want 1 (trigger=%q)", n, core.TriggerConsumer)
 	}
 }
 

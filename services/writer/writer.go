@@ -220,7 +220,7 @@ func (w *Writer) run(ctx context.Context, it jetstream.MessagesContext, done fun
 		it.Stop()
 		w.log.Warn("consumer gone: checkpointing and creating it again", zap.Uint64("stream_seq", w.core.LastSeq()))
 		w.metrics.ConsumerRecreated.Inc()
-		if err := w.checkpoint(core.TriggerInterval); err != nil {
+		if err := w.checkpoint(core.TriggerConsumer); err != nil {
 			return it, err
 		}
 		next, err := w.consume(ctx)

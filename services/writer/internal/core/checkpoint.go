@@ -27,6 +27,9 @@ const (
 	TriggerMemory   = "memory"
 	TriggerSeal     = "seal"
 	TriggerShutdown = "shutdown"
+	// TriggerConsumer: before the writer creates its consumer again (a
+	// NATS restart lost it).
+	TriggerConsumer = "consumer"
 )
 
 const ckptName = "checkpoint"

@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Redelivered:       prometheus.NewCounter(prometheus.CounterOpts{Name: "depthcap_writer_redelivered_total", Help: "Messages skipped because their stream sequence was already processed."}),
 		CkptDuration:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "depthcap_writer_checkpoint_seconds", Help: "Checkpoint duration.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),
 		CkptBytes:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "depthcap_writer_checkpoint_bytes", Help: "Size of the last checkpoint file."}),
-		Checkpoints:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_checkpoints_total", Help: "Checkpoints by trigger: interval, memory, seal, shutdown."}, []string{"trigger"}),
+		Checkpoints:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_checkpoints_total", Help: "Checkpoints by trigger: interval, memory, seal, shutdown, consumer (before the consumer is created again)."}, []string{"trigger"}),
 		Parts:             prometheus.NewCounter(prometheus.CounterOpts{Name: "depthcap_writer_parts_total", Help: "Part files written."}),
 		PartBytes:         prometheus.NewCounter(prometheus.CounterOpts{Name: "depthcap_writer_part_bytes_total", Help: "Bytes of part files written."}),
 		Sealed:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: "depthcap_writer_sealed_files_total", Help: "Files sealed."}, mk),

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,21 +56,9 @@ func BenchmarkPublisherClientCPU(b *testing.B) {
 		for i := range n {
 			m := &nats.Msg{Subject: subject, Data: payload, Header: nats.Header{}}
 			m.Header.Set(jetstream.MsgIDHeader, string(md.AppendMsgID(nil, md.Spot, md.Diff, "BTCUSDT", int64(from+i))))
-			for {
-				_, err := pjs.PublishMsgAsync(m)
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-					b.Fatal(err)
-				}
-			}
+			bustest.PublishAsync(b, pjs, m)
 		}
-		select {
-		case <-pjs.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			b.Fatal("library publish not complete")
-		}
+		bustest.WaitPublished(b, pjs, time.Minute)
 	}
 	ours := func(from int) {
 		// A budget of a few MaxPending windows: messages are recycled,
@@ -120,14 +108,8 @@ func BenchmarkPublisherClientCPU(b *testing.B) {
 }
 
 func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+	s := slices.Clone(v)
+	slices.Sort(s)
 	return s[len(s)/2]
 }
 
@@ -223,7 +205,7 @@ func BenchmarkPublishBurstLatency(b *testing.B) {
 		for x := range lat {
 			d = append(d, float64(x)/1e6)
 		}
-		sort.Float64s(d)
+		slices.Sort(d)
 		b.ReportMetric(d[len(d)/2], "p50-ms")
 		b.ReportMetric(d[len(d)*99/100], "p99-ms")
 		b.ReportMetric(float64(c1-c0)/float64(id)/1e3, "server-cpu-us/msg")

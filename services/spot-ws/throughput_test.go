@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/depthcap/depthcap/pkg/binance"
 	"github.com/depthcap/depthcap/pkg/bus"
+	"github.com/depthcap/depthcap/pkg/bus/bustest"
 	"github.com/depthcap/depthcap/pkg/envelope"
 	"github.com/depthcap/depthcap/pkg/frames"
 	"github.com/depthcap/depthcap/pkg/ingest"
@@ -214,21 +214,9 @@ func rawPublish(b *testing.B, msgs []rawMsg, withID bool) result {
 		if withID {
 			nm.Header.Set(jetstream.MsgIDHeader, m.id)
 		}
-		for {
-			_, err := js.PublishMsgAsync(nm)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				b.Fatal(err)
-			}
-		}
+		bustest.PublishAsync(b, js, nm)
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(5 * time.Minute):
-		b.Fatal("raw publish not complete")
-	}
+	bustest.WaitPublished(b, js, 5*time.Minute)
 	cpu := cpuTime(b) - cpu0
 	stopProfile()
 	first, last := waitStored(b, conn.JS, uint64(len(msgs)))

@@ -3,7 +3,6 @@ package writer_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"math"
@@ -111,21 +110,9 @@ func (h *harness) publish(envs []envelope.Envelope, noDedup bool) {
 			}
 			opts = append(opts, jetstream.WithMsgID(string(id)))
 		}
-		for {
-			_, err := js.PublishMsgAsync(m, opts...)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				h.t.Fatal(err)
-			}
-		}
+		bustest.PublishAsync(h.t, js, m, opts...)
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(2 * time.Minute):
-		h.t.Fatal("publish acks timed out")
-	}
+	bustest.WaitPublished(h.t, js, 2*time.Minute)
 }
 
 // publishRaw publishes a message with raw bytes to a subject.

@@ -5,6 +5,7 @@ package bustest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +21,33 @@ import (
 
 	"github.com/depthcap/depthcap/pkg/toolbin"
 )
+
+// PublishAsync publishes m with js.PublishMsgAsync, retrying while the
+// async window is full (jetstream.ErrTooManyStalledMsgs); any other error
+// fails t.
+func PublishAsync(t testing.TB, js jetstream.JetStream, m *nats.Msg, opts ...jetstream.PublishOpt) {
+	t.Helper()
+	for {
+		_, err := js.PublishMsgAsync(m, opts...)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// WaitPublished waits until every async publish of js is acknowledged;
+// it fails t after d.
+func WaitPublished(t testing.TB, js jetstream.JetStream, d time.Duration) {
+	t.Helper()
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(d):
+		t.Fatalf("async publishes not acknowledged within %v", d)
+	}
+}
 
 // RunServer starts an embedded JetStream server on a random port with its
 // store in t.TempDir(), shut down at cleanup.

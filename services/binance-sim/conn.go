@@ -32,6 +32,7 @@ type outFrame struct {
 	dataEnd int32
 	b       *batch // released once written or dropped; nil for replay frames
 	ctrl    bool   // a reply or event sent as is
+	tickEnd bool   // no frame: the tick that queued the frames before it is done
 	kind    md.Kind
 	sym     string
 	id      int64
@@ -49,6 +50,7 @@ type conn struct {
 	mk     *mkt
 	s      *Sim
 	ws     *websocket.Conn
+	sock   *batchConn // ws's socket
 	remote string
 	path   string
 	opened time.Time
@@ -71,6 +73,7 @@ type conn struct {
 	stallUntil  atomic.Int64 // unix ns
 	malformNext atomic.Int64
 	malRng      *rand.Rand // writer goroutine only
+	tickSeen    int64      // the ticker's last tick that queued a frame here (ticker goroutine only)
 	rateMu      sync.Mutex
 	rateSec     int64
 	rateN       int
@@ -126,7 +129,8 @@ func (mk *mkt) serveWS(w http.ResponseWriter, r *http.Request, combined bool, st
 	c.cursor = mk.rep != nil && s.cfg.Speed == 0
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer c.cancel()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hj := &batchHijacker{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true,
 		OnPingReceived: func(context.Context, []byte) bool {
 			c.incoming()
@@ -138,7 +142,7 @@ func (mk *mkt) serveWS(w http.ResponseWriter, r *http.Request, combined bool, st
 		s.log.Debug("websocket accept failed", zap.String("market", mk.m.String()), zap.Error(err))
 		return
 	}
-	c.ws = ws
+	c.ws, c.sock = ws, hj.conn
 	ws.SetReadLimit(readLimit)
 	mk.addConn(c)
 	if s.closed.Load() { // Shutdown ran between the check above and addConn
@@ -352,10 +356,33 @@ func (c *conn) write(f *outFrame) error {
 	return nil
 }
 
+// writeLoop writes queued frames. A synthetic tick's frames are collected
+// by the socket (batchConn) and written at the tick's end marker: they
+// leave in large writes, and none is held after its tick is queued.
 func (c *conn) writeLoop() {
+	held := false
+	defer func() {
+		if held {
+			_ = c.sock.release()
+		}
+	}()
 	for {
 		select {
 		case f := <-c.q:
+			if f.tickEnd {
+				if held {
+					held = false
+					if err := c.sock.release(); err != nil {
+						c.fail("write failed", websocket.StatusInternalError, true)
+						return
+					}
+				}
+				continue
+			}
+			if f.b != nil && !held {
+				held = true
+				c.sock.hold()
+			}
 			err := c.write(&f)
 			f.release()
 			if err != nil {

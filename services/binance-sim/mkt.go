@@ -60,6 +60,8 @@ type mkt struct {
 	pool    sync.Pool
 	cur     *batch // the ticker's batch while it encodes
 	encoded int
+	tickNo  int64   // ticker goroutine only, like touched
+	touched []*conn // connections that got a frame of the current tick
 
 	framesDiff, framesPartial, framesOther prometheus.Counter
 	malformed                              prometheus.Counter
@@ -219,12 +221,18 @@ func (mk *mkt) tick(at time.Time) {
 	b := mk.pool.Get().(*batch)
 	b.refs.Store(1)
 	mk.cur, mk.encoded = b, 0
+	mk.tickNo++
 	mk.subsMu.RLock()
 	buf, skips := mk.syn.Tick(at, b.buf[:0], mk)
 	mk.subsMu.RUnlock()
 	b.buf = buf
 	mk.cur = nil
 	b.release()
+	for i, c := range mk.touched {
+		c.enqueue(outFrame{tickEnd: true}) // writes the tick's frames out
+		mk.touched[i] = nil
+	}
+	mk.touched = mk.touched[:0]
 	for _, sk := range skips {
 		f := s.addFault(Fault{Time: sk.At, Market: mk.m, Type: FaultSkip, Injected: sk.Injected,
 			Symbol: sk.Symbol, From: sk.From, To: sk.To, Events: sk.Events})
@@ -243,6 +251,10 @@ func (mk *mkt) Frame(f synth.Frame) {
 	mk.encoded++
 	sym := mk.symbols[f.Sym].Symbol
 	for _, c := range mk.subs[f.Sym*mk.nv+f.Variant] {
+		if c.tickSeen != mk.tickNo {
+			c.tickSeen = mk.tickNo
+			mk.touched = append(mk.touched, c)
+		}
 		mk.cur.refs.Add(1)
 		c.enqueue(outFrame{buf: f.Full, dataOff: int32(f.DataOff), dataEnd: int32(len(f.Full) - 1),
 			b: mk.cur, kind: f.Kind, sym: sym, id: f.ID})

@@ -180,6 +180,48 @@ type IngestOnlyResult struct {
 	CoresSim     float64      `json:"cores_sim"`
 	CoresMachine float64      `json:"cores_machine"`
 	Reasons      []string     `json:"notes,omitempty"`
+
+	// The sustained search from the saturated rate: the highest rate the
+	// collectors published whole (0 when no trial passed).
+	Trials         []IngestTrial `json:"trials,omitempty"`
+	SustainedM     float64       `json:"sustained_m,omitempty"`
+	SustainedAcked float64       `json:"sustained_acked,omitempty"` // msg/s
+	SustainedRatio float64       `json:"sustained_ratio,omitempty"` // SustainedAcked / ceiling with ids
+}
+
+// BestRatio is the better of the saturated and the sustained ratio to the
+// ceiling, and which one it is.
+func (r IngestOnlyResult) BestRatio() (float64, string) {
+	if r.SustainedRatio > r.Ratio {
+		return r.SustainedRatio, "sustained, zero loss"
+	}
+	return r.Ratio, "saturated"
+}
+
+// lowestFail is the failing trial at the lowest rate, or nil.
+func (r IngestOnlyResult) lowestFail() *IngestTrial {
+	var f *IngestTrial
+	for i := range r.Trials {
+		if t := &r.Trials[i]; !t.Pass && (f == nil || t.M < f.M) {
+			f = t
+		}
+	}
+	return f
+}
+
+// IngestTrial is one rate of the collectors' sustained search.
+type IngestTrial struct {
+	M            float64 `json:"m"`
+	Tick         string  `json:"tick"`
+	Offered      float64 `json:"offered"` // msg/s
+	Acked        float64 `json:"acked"`   // msg/s
+	Dropped      float64 `json:"dropped"` // frames/s
+	BufGrowth    int64   `json:"buffer_growth"`
+	USPerMsg     float64 `json:"us_per_msg"`
+	CoresSim     float64 `json:"cores_sim"`
+	CoresMachine float64 `json:"cores_machine"`
+	Pass         bool    `json:"pass"`
+	Why          string  `json:"why,omitempty"`
 }
 
 // Target is one of the issue's targets, met or not.

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -133,11 +134,22 @@ func cpu(b *testing.B) time.Duration {
 // had shown p50 1.6-1.8 ms with this publisher and 1.7-1.8 ms with the
 // one built on PublishMsgAsync. The median is nats-server's: one stream's
 // messages are stored one after another, so a message waits for those
-// ahead of it in its burst. The p99 is a few bursts stalled by 10-35 ms
-// each, not explained yet; BURST_STORE=<dir> puts the server's store in
-// dir: on a tmpfs (/dev/shm) three runs gave p99 3.0, 9.2 and 19.6 ms
-// against 36-37 ms on disk in the same session, so disk I/O is part of
-// it, not all.
+// ahead of it in its burst.
+//
+// The p99 is a few bursts. BURST_TRACE=1 prints each message slower
+// than 5 ms with its run and tick: five fresh servers in a row stalled
+// at the same two ticks, 25 (10-14 ms) and 101 (28-42 ms), and at no
+// other above 7 ms. The stream then holds about 1 and 4 MiB: nats-server's
+// block write cache grows through 256 KiB, 1, 4 and 8 MiB buffers, and a
+// buffer of a new size is fresh memory. On this machine (a Firecracker
+// VM) a first-touch page fault costs about 11 µs per 4 KiB page (make
+// bench reports it with the machine), so 4 and 8 MiB are 13 and 23 ms of
+// faults under the stream's lock. Not all of it: with -benchtime 3x
+// (three runs on one server) the later runs still had single stalls of
+// 12-21 ms at varying ticks (fresh memory again after the GC empties
+// nats-server's buffer pools is a guess, not shown), and p99 7.5 ms.
+// make bench opens its windows after the stream holds 9 MiB.
+// BURST_STORE=<dir> puts the server's store in dir.
 //
 //	cd pkg && go test ./bus -run '^$' -bench PublishBurstLatency -benchtime 1x
 func BenchmarkPublishBurstLatency(b *testing.B) {
@@ -169,7 +181,7 @@ func BenchmarkPublishBurstLatency(b *testing.B) {
 	const burst, warm, ticks = 47, 5, 100
 	payload := make([]byte, 760)
 	subject := md.Subject(md.Spot, md.Diff, "BTCUSDT")
-	for range b.N {
+	for run := range b.N {
 		p, err := NewPublisher(nc, PublisherConfig{MaxBytes: 64 << 20}, nil, zap.NewNop())
 		if err != nil {
 			b.Fatal(err)
@@ -183,9 +195,14 @@ func BenchmarkPublishBurstLatency(b *testing.B) {
 				m.Buf = md.AppendMsgID(append(m.Buf[:0], payload...), md.Spot, md.Diff, "BTCUSDT", int64(id)+int64(b.N)<<32)
 				m.Set(subject, len(payload))
 				start, counted := time.Now(), tick >= warm
+				tk := tick
 				m.OnDone = func(*jetstream.PubAck) {
 					if counted {
-						lat <- time.Since(start)
+						l := time.Since(start)
+						if os.Getenv("BURST_TRACE") != "" && l > 5*time.Millisecond {
+							fmt.Printf("TRACE run %d tick %d: %v\n", run, tk, l)
+						}
+						lat <- l
 					}
 				}
 				if err := p.Enqueue(m); err != nil {

@@ -142,10 +142,11 @@ type Machine struct {
 	Go           string  `json:"go"`
 	Commit       string  `json:"commit"`
 	BuildSeconds float64 `json:"build_s"`
+	PageFaultUS  float64 `json:"page_fault_us"` // first-touch page fault, µs per page
 }
 
 func describeMachine() Machine {
-	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), PageFaultUS: pageFaultUS()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {

@@ -273,7 +273,7 @@ func WriteMarkdown(w io.Writer, rs []*ScenarioResult, total time.Duration) {
 	p("# depthcap pipeline benchmark: %s (%s)", strings.Join(names, ", "), rs[0].Date)
 	p("")
 	p("`make bench` (`depthcap bench`): every component its own OS process on one machine. Total run time %s (build %.0fs).", total.Round(time.Second), m.BuildSeconds)
-	p("Machine: %d CPUs (%s), %s RAM, Linux %s, %s, commit %s. Other work may run on this machine: \"machine\" columns count every busy CPU.", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Commit)
+	p("Machine: %d CPUs (%s), %s RAM, Linux %s, %s, commit %s, first-touch page fault %.2f µs per page. Other work may run on this machine: \"machine\" columns count every busy CPU.", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.Go, m.Commit, m.PageFaultUS)
 	p("")
 	p("## Summary")
 	p("")
@@ -377,10 +377,10 @@ func writeScenario(w io.Writer, r *ScenarioResult) {
 	p("")
 	p("### Sustained throughput: rate steps")
 	p("")
-	p("Each step is a fresh pipeline (NATS, simulator, collectors, snapshotter, writer, uploader), a few seconds of warm-up once every process is ready, then a measurement window. A step passes when nothing is dropped, refused, reconnected or gap-recorded, the writer's lag (stream last sequence − processed sequence) and the collectors' publish buffers do not grow, the simulator's send queues stay short, and, once the simulator stops sending, every frame it sent was received and every published frame is exactly one writer row. Rates are per second; cores are CPU seconds per second from /proc (utime + stime); µs/frame is CPU per frame received, both markets.")
+	p("Each step is a fresh pipeline (NATS, simulator, collectors, snapshotter, writer, uploader), a few seconds of warm-up once every process is ready, then until the stream holds %d MiB (past nats-server's first message block, whose write-cache growth into fresh memory stalls stores once per server; the \"settle\" column), then a measurement window. A step passes when nothing is dropped, refused, reconnected or gap-recorded, the writer's lag (stream last sequence − processed sequence) and the collectors' publish buffers do not grow, the simulator's send queues stay short, and, once the simulator stops sending, every frame it sent was received and every published frame is exactly one writer row. Rates are per second; cores are CPU seconds per second from /proc (utime + stime); µs/frame is CPU per frame received, both markets.", settleBytes>>20)
 	p("")
-	p("| m | tick | sent | received | published | snapshots | rows | ours cores | NATS | sim | machine | µs/frame | RSS ours | lag end / max | p99 hist / exact ms | result |")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	p("| m | tick | settle s | sent | received | published | snapshots | rows | ours cores | NATS | sim | machine | µs/frame | RSS ours | lag end / max | p99 hist / exact ms | result |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	steps := append([]StepResult(nil), r.Steps...)
 	sort.Slice(steps, func(i, j int) bool { return steps[i].M < steps[j].M })
 	for _, s := range steps {
@@ -388,8 +388,8 @@ func writeScenario(w io.Writer, r *ScenarioResult) {
 		if !s.Pass {
 			res = "FAIL: " + strings.Join(s.Reasons, "; ")
 		}
-		p("| %.3g | %s | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f MB | %.0f / %.0f | %s / %s | %s |",
-			s.M, s.Tick, s.Sent, s.Received, s.Pub, s.Snaps, s.Rows, s.CoresOurs, s.CoresNATS, s.CoresSim, s.CoresMachine, s.USPerFrame,
+		p("| %.3g | %s | %.1f | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f MB | %.0f / %.0f | %s / %s | %s |",
+			s.M, s.Tick, s.SettleS, s.Sent, s.Received, s.Pub, s.Snaps, s.Rows, s.CoresOurs, s.CoresNATS, s.CoresSim, s.CoresMachine, s.USPerFrame,
 			float64(s.RSSOurs)/(1<<20), s.LagEnd, s.LagMax, fms(s.Latency.HistP99), fms(s.Latency.ExactP99), esc(res))
 	}
 	for _, pick := range []struct {

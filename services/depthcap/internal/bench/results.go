@@ -38,6 +38,7 @@ type StepResult struct {
 	Lost     float64  `json:"lost"`      // frames missing or extra end to end
 	WindowS  float64  `json:"window_s"`  // measurement window
 	StartS   float64  `json:"start_s"`   // until every process was ready
+	SettleS  float64  `json:"settle_s"`  // after the warm-up, until the stream held settleBytes
 	Received float64  `json:"received"`  // frames/s the collectors read (both markets)
 	Sent     float64  `json:"sent"`      // frames/s the simulator wrote
 	Pub      float64  `json:"published"` // frames/s published (unchanged spot partials are skipped)

@@ -201,6 +201,21 @@ func lastSeq(ctx context.Context, js jetstream.JetStream) (uint64, uint64, error
 	return info.State.LastSeq, info.State.Msgs, nil
 }
 
+// streamBytes is how many bytes MARKETDATA holds.
+func streamBytes(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, md.StreamMarketData)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Bytes, nil
+}
+
 // simFault posts a fault to one market of the simulator.
 func simFault(ctx context.Context, base string, req map[string]any) error {
 	b, _ := json.Marshal(req)

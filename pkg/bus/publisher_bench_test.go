@@ -144,11 +144,13 @@ func cpu(b *testing.B) time.Duration {
 // buffer of a new size is fresh memory. On this machine (a Firecracker
 // VM) a first-touch page fault costs about 11 µs per 4 KiB page (make
 // bench reports it with the machine), so 4 and 8 MiB are 13 and 23 ms of
-// faults under the stream's lock. Not all of it: with -benchtime 3x
-// (three runs on one server) the later runs still had single stalls of
-// 12-21 ms at varying ticks (fresh memory again after the GC empties
-// nats-server's buffer pools is a guess, not shown), and p99 7.5 ms.
-// make bench opens its windows after the stream holds 9 MiB.
+// faults under the stream's lock. That is not all of it: later bursts
+// stall too, 10-23 ms at varying ticks (BURST_TICKS=400, 40 s: p99
+// 10.9 ms). Experiments, one 40 s run each (BURST_SERVER_ENV sets the
+// server's environment): GOGC=400 p99 9.2 ms; GOGC=off with GOMEMLIMIT
+// 13.1 ms and more stalls (all of the heap is fresh memory);
+// transparent huge pages "always" (system-wide, not kept) 10.7 and 7.7
+// ms with 25% less server CPU per message, stalls of 10-17 ms left.
 // BURST_STORE=<dir> puts the server's store in dir.
 //
 //	cd pkg && go test ./bus -run '^$' -bench PublishBurstLatency -benchtime 1x
@@ -157,7 +159,11 @@ func BenchmarkPublishBurstLatency(b *testing.B) {
 	if d := os.Getenv("BURST_STORE"); d != "" {
 		extra = []string{"-sd", d}
 	}
-	proc := bustest.StartProcess(b, extra...)
+	var env []string
+	if v := os.Getenv("BURST_SERVER_ENV"); v != "" {
+		env = strings.Split(v, ",")
+	}
+	proc := bustest.StartProcessEnv(b, env, extra...)
 	nc := bustest.Connect(b, proc.URL(), nats.ReconnectBufSize(-1))
 	js := bustest.JetStream(b, nc)
 	ctx := context.Background()
@@ -178,7 +184,11 @@ func BenchmarkPublishBurstLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	const burst, warm, ticks = 47, 5, 100
+	const burst, warm = 47, 5
+	ticks := 100
+	if v, err := strconv.Atoi(os.Getenv("BURST_TICKS")); err == nil {
+		ticks = v
+	}
 	payload := make([]byte, 760)
 	subject := md.Subject(md.Spot, md.Diff, "BTCUSDT")
 	for run := range b.N {

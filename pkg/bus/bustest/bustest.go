@@ -194,6 +194,7 @@ type Process struct {
 	Dir  string
 	Port int
 	Args []string
+	Env  []string // added to this process's environment at each Start
 	cmd  *exec.Cmd
 }
 
@@ -209,7 +210,14 @@ func (p *Process) Pid() int {
 // store in a temp dir; it is killed at cleanup.
 func StartProcess(t testing.TB, extraArgs ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, bin: NATSServerBinary(t), Dir: t.TempDir(), Port: FreePort(t), Args: extraArgs}
+	return StartProcessEnv(t, nil, extraArgs...)
+}
+
+// StartProcessEnv is StartProcess with env added to the server's
+// environment (GOGC=..., GODEBUG=...).
+func StartProcessEnv(t testing.TB, env []string, extraArgs ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, bin: NATSServerBinary(t), Dir: t.TempDir(), Port: FreePort(t), Args: extraArgs, Env: env}
 	p.Start()
 	t.Cleanup(func() { p.Kill() })
 	return p
@@ -223,6 +231,9 @@ func (p *Process) Start() {
 	p.t.Helper()
 	args := append([]string{"-js", "-a", "127.0.0.1", "-p", fmt.Sprint(p.Port), "-sd", p.Dir}, p.Args...)
 	p.cmd = exec.Command(p.bin, args...)
+	if len(p.Env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.Env...)
+	}
 	if testing.Verbose() {
 		p.cmd.Stderr = os.Stderr
 	}

@@ -377,10 +377,10 @@ func writeScenario(w io.Writer, r *ScenarioResult) {
 	p("")
 	p("### Sustained throughput: rate steps")
 	p("")
-	p("Each step is a fresh pipeline (NATS, simulator, collectors, snapshotter, writer, uploader), a few seconds of warm-up once every process is ready, then until the stream holds %d MiB (past nats-server's first message block, whose write-cache growth into fresh memory stalls stores once per server; the \"settle\" column), then a measurement window. A step passes when nothing is dropped, refused, reconnected or gap-recorded, the writer's lag (stream last sequence − processed sequence) and the collectors' publish buffers do not grow, the simulator's send queues stay short, and, once the simulator stops sending, every frame it sent was received and every published frame is exactly one writer row. Rates are per second; cores are CPU seconds per second from /proc (utime + stime); µs/frame is CPU per frame received, both markets.", settleBytes>>20)
+	p("Each step is a fresh pipeline (NATS, simulator, collectors, snapshotter, writer, uploader), a few seconds of warm-up once every process is ready, then a measurement window. A step passes when nothing is dropped, refused, reconnected or gap-recorded, the writer's lag (stream last sequence − processed sequence) and the collectors' publish buffers do not grow, the simulator's send queues stay short, and, once the simulator stops sending, every frame it sent was received and every published frame is exactly one writer row. Rates are per second; cores are CPU seconds per second from /proc (utime + stime); µs/frame is CPU per frame received, both markets. Stalls (runs of messages stored more than 10 ms after they were received) are listed under the table.")
 	p("")
-	p("| m | tick | settle s | sent | received | published | snapshots | rows | ours cores | NATS | sim | machine | µs/frame | RSS ours | lag end / max | p99 hist / exact ms | result |")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	p("| m | tick | sent | received | published | snapshots | rows | ours cores | NATS | sim | machine | µs/frame | RSS ours | lag end / max | p99 hist / exact ms | result |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	steps := append([]StepResult(nil), r.Steps...)
 	sort.Slice(steps, func(i, j int) bool { return steps[i].M < steps[j].M })
 	for _, s := range steps {
@@ -388,9 +388,24 @@ func writeScenario(w io.Writer, r *ScenarioResult) {
 		if !s.Pass {
 			res = "FAIL: " + strings.Join(s.Reasons, "; ")
 		}
-		p("| %.3g | %s | %.1f | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f MB | %.0f / %.0f | %s / %s | %s |",
-			s.M, s.Tick, s.SettleS, s.Sent, s.Received, s.Pub, s.Snaps, s.Rows, s.CoresOurs, s.CoresNATS, s.CoresSim, s.CoresMachine, s.USPerFrame,
+		p("| %.3g | %s | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.0f MB | %.0f / %.0f | %s / %s | %s |",
+			s.M, s.Tick, s.Sent, s.Received, s.Pub, s.Snaps, s.Rows, s.CoresOurs, s.CoresNATS, s.CoresSim, s.CoresMachine, s.USPerFrame,
 			float64(s.RSSOurs)/(1<<20), s.LagEnd, s.LagMax, fms(s.Latency.HistP99), fms(s.Latency.ExactP99), esc(res))
+	}
+	var stalls []string
+	for _, s := range steps {
+		for _, x := range s.Latency.Stalls {
+			stalls = append(stalls, fmt.Sprintf("- m=%.3g, %s UTC: %d messages stored %d-%.1f ms after they were received (%s), the first %.1f ms after the message stored before it",
+				s.M, x.At.UTC().Format("15:04:05.000"), x.Msgs, stallMs, x.MaxMs, strings.Join(x.Markets, " and "), x.GapMs))
+		}
+	}
+	if len(stalls) > 0 {
+		p("")
+		p("Stalls in the exact latency samples:")
+		p("")
+		for _, l := range stalls {
+			p("%s", l)
+		}
 	}
 	for _, pick := range []struct {
 		label string

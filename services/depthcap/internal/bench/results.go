@@ -1,5 +1,7 @@
 package bench
 
+import "time"
+
 // ProcResult is one process's share of a measurement window.
 type ProcResult struct {
 	Name       string  `json:"name"`
@@ -26,6 +28,9 @@ type Latency struct {
 	ExactP999 float64 `json:"exact_p999_ms"`
 	ExactMax  float64 `json:"exact_max_ms"`
 	ExactN    int     `json:"exact_n"`
+	// Stalls: runs of messages slower than stallMs, stored within 100 ms
+	// of each other, in store order.
+	Stalls []Stall `json:"stalls,omitempty"`
 }
 
 // StepResult is one rate step of the sustained-throughput search.
@@ -38,7 +43,6 @@ type StepResult struct {
 	Lost     float64  `json:"lost"`      // frames missing or extra end to end
 	WindowS  float64  `json:"window_s"`  // measurement window
 	StartS   float64  `json:"start_s"`   // until every process was ready
-	SettleS  float64  `json:"settle_s"`  // after the warm-up, until the stream held settleBytes
 	Received float64  `json:"received"`  // frames/s the collectors read (both markets)
 	Sent     float64  `json:"sent"`      // frames/s the simulator wrote
 	Pub      float64  `json:"published"` // frames/s published (unchanged spot partials are skipped)
@@ -223,6 +227,16 @@ type IngestTrial struct {
 	CoresMachine float64 `json:"cores_machine"`
 	Pass         bool    `json:"pass"`
 	Why          string  `json:"why,omitempty"`
+}
+
+// Stall is a run of slow messages (exact latency above stallMs).
+type Stall struct {
+	At    time.Time `json:"at"`     // store time of its first message
+	Msgs  int       `json:"msgs"`   // slow messages in it
+	MaxMs float64   `json:"max_ms"` // the slowest
+	// GapMs: from the message stored before it to its first.
+	GapMs   float64  `json:"gap_ms"`
+	Markets []string `json:"markets"`
 }
 
 // Target is one of the issue's targets, met or not.

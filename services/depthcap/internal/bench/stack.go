@@ -53,6 +53,7 @@ type stack struct {
 	js       jetstream.JetStream
 	data     string
 	startDur time.Duration
+	started  time.Time // when startStack began (before NATS started)
 }
 
 // svcEnv is the environment every depthcap service gets.
@@ -76,6 +77,7 @@ func (r *scenarioRun) startStack(ctx context.Context, name string, rate Rate, so
 	tb := r.tb
 	t0 := time.Now()
 	st := &stack{r: r, dir: filepath.Join(r.dir, name), rate: rate, roles: map[string]string{}}
+	st.started = t0
 	st.g = procs.NewGroup(tb, st.dir)
 	st.data = filepath.Join(st.dir, "data")
 	st.nats = st.g.AddNATS("nats")
@@ -199,21 +201,6 @@ func lastSeq(ctx context.Context, js jetstream.JetStream) (uint64, uint64, error
 		return 0, 0, err
 	}
 	return info.State.LastSeq, info.State.Msgs, nil
-}
-
-// streamBytes is how many bytes MARKETDATA holds.
-func streamBytes(ctx context.Context, js jetstream.JetStream) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, md.StreamMarketData)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.Bytes, nil
 }
 
 // simFault posts a fault to one market of the simulator.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"time"
 
@@ -102,21 +103,6 @@ type sample struct {
 	t, lag, buf float64
 }
 
-// A step's window opens once MARKETDATA holds settleBytes (or settleMax
-// after the warm-up). nats-server fills a stream's first 8 MiB message
-// block through write-cache buffers of 256 KiB, 1, 4 and 8 MiB; the first
-// buffer of each size is fresh memory, and on the benchmark machine (a
-// Firecracker VM) a first-touch page fault costs about 11 µs per 4 KiB,
-// so growing to 4 and to 8 MiB stalled the stream's stores for about 10
-// and 25-35 ms (BenchmarkPublishBurstLatency traces it to the same two
-// bursts every run, and a second run on the same server does not show
-// it). That is a new server's start-up, over once: at seed50's 0.3 MB/s
-// it fell inside the window and decided its p99.
-const (
-	settleBytes = 9 << 20
-	settleMax   = 45 * time.Second
-)
-
 // runStep runs the pipeline at multiplier m and measures it.
 func (r *scenarioRun) runStep(ctx context.Context, m float64) StepResult {
 	rate := r.sc.RateAt(m)
@@ -134,20 +120,6 @@ func (r *scenarioRun) runStep(ctx context.Context, m float64) StepResult {
 	if !sleepCtx(ctx, r.o.Warmup) {
 		return fail("interrupted")
 	}
-	t0 := time.Now()
-	for {
-		n, err := streamBytes(ctx, st.js)
-		if err != nil {
-			return fail("stream info: %v", err)
-		}
-		if n >= settleBytes || time.Since(t0) >= settleMax {
-			break
-		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
-			return fail("interrupted")
-		}
-	}
-	res.SettleS = time.Since(t0).Seconds()
 	coll := []*procs.Proc{st.coll[0], st.coll[1]}
 	watched := append([]*procs.Proc{st.sim, st.writer, st.snap}, coll...)
 	all := st.g.Procs()
@@ -315,6 +287,11 @@ func (r *scenarioRun) runStep(ctx context.Context, m float64) StepResult {
 		r.logf("  exact latency: %v", err)
 	} else {
 		res.Latency.ExactP50, res.Latency.ExactP99, res.Latency.ExactP999, res.Latency.ExactMax, res.Latency.ExactN = lat.ExactP50, lat.ExactP99, lat.ExactP999, lat.ExactMax, lat.ExactN
+		res.Latency.Stalls = lat.Stalls
+		for _, s := range lat.Stalls {
+			r.logf("  stall at +%.2fs of the window (since the stack started +%.2fs): %d messages above %d ms, max %.1f ms, markets %v, %.1f ms after the message stored before it",
+				s.At.Sub(ca.at).Seconds(), s.At.Sub(st.started).Seconds(), s.Msgs, stallMs, s.MaxMs, s.Markets, s.GapMs)
+		}
 	}
 	r.logf("  latency receive→ack (histogram) p50 %.2f p99 %.2f p999 %.2f ms; receive→stored (exact, %d msgs) p50 %.2f p99 %.2f p999 %.2f ms",
 		res.Latency.HistP50, res.Latency.HistP99, res.Latency.HistP999, res.Latency.ExactN, res.Latency.ExactP50, res.Latency.ExactP99, res.Latency.ExactP999)
@@ -402,6 +379,9 @@ func (r *scenarioRun) drain(ctx context.Context, st *stack) string {
 	})
 }
 
+// stallMs is the exact latency above which a message counts in a stall.
+const stallMs = 10
+
 // exactLatency reads up to limit messages of MARKETDATA between from and
 // to (a contiguous run from the middle) and returns the distribution of
 // store time − receive time of the websocket frames among them.
@@ -432,6 +412,7 @@ func exactLatency(ctx context.Context, js jetstream.JetStream, from, to uint64, 
 	defer it.Stop()
 	var ms []float64
 	var env envelope.Envelope
+	var lastSlow, lastStored time.Time
 	for read := uint64(0); read < n; read++ {
 		msg, err := it.Next()
 		if err != nil {
@@ -447,7 +428,23 @@ func exactLatency(ctx context.Context, js jetstream.JetStream, from, to uint64, 
 		if envelope.Unmarshal(msg.Data(), &env) != nil || (env.Kind != md.Diff && env.Kind != md.Partial) {
 			continue
 		}
-		ms = append(ms, float64(meta.Timestamp.UnixNano()-env.ReceivedNs)/1e6)
+		l := float64(meta.Timestamp.UnixNano()-env.ReceivedNs) / 1e6
+		ms = append(ms, l)
+		if l > stallMs {
+			if k := len(lat.Stalls) - 1; k >= 0 && meta.Timestamp.Sub(lastSlow) <= 100*time.Millisecond {
+				lat.Stalls[k].Msgs++
+				lat.Stalls[k].MaxMs = math.Max(lat.Stalls[k].MaxMs, l)
+			} else {
+				lat.Stalls = append(lat.Stalls, Stall{At: meta.Timestamp, Msgs: 1, MaxMs: l,
+					GapMs: float64(meta.Timestamp.Sub(lastStored)) / 1e6})
+			}
+			st := &lat.Stalls[len(lat.Stalls)-1]
+			if !slices.Contains(st.Markets, env.Market.String()) {
+				st.Markets = append(st.Markets, env.Market.String())
+			}
+			lastSlow = meta.Timestamp
+		}
+		lastStored = meta.Timestamp
 	}
 	q := Quantiles(ms, 0.5, 0.99, 0.999, 1)
 	lat.ExactP50, lat.ExactP99, lat.ExactP999, lat.ExactMax, lat.ExactN = q[0], q[1], q[2], q[3], len(ms)

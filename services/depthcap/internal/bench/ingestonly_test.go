@@ -1,6 +1,10 @@
 package bench
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestIngestTrialPass(t *testing.T) {
 	for _, c := range []struct {
@@ -30,5 +34,30 @@ func TestIngestBestRatio(t *testing.T) {
 	}
 	if f := r.lowestFail(); f == nil || f.M != 1.8 {
 		t.Errorf("lowest failing trial %+v, want m=1.8", f)
+	}
+}
+
+// The report lists isolated stalls one by one, and says "queueing" for a
+// step where slow messages are the rule.
+func TestReportStalls(t *testing.T) {
+	at := time.Date(2026, 12, 8, 4, 12, 3, 646e6, time.UTC)
+	r := &ScenarioResult{Scenario: "seed50", Steps: []StepResult{
+		{M: 0.333, Latency: Latency{ExactN: 8000, Stalls: []Stall{
+			{At: at, Msgs: 82, MaxMs: 32.8, GapMs: 29.9, Markets: []string{"spot", "futures"}},
+			{At: at.Add(time.Second), Msgs: 3, MaxMs: 11, GapMs: -1, Markets: []string{"spot"}},
+		}}},
+		{M: 2, Latency: Latency{ExactN: 1000, Stalls: []Stall{{At: at, Msgs: 400, MaxMs: 60, GapMs: -1}}}},
+	}}
+	var b strings.Builder
+	WriteMarkdown(&b, []*ScenarioResult{r}, time.Minute)
+	out := b.String()
+	for _, want := range []string{
+		"- m=0.333, 04:12:03.646 UTC: 82 messages stored 10-32.8 ms after they were received (spot and futures), the first 29.9 ms after the message stored before it",
+		"- m=0.333, 04:12:04.646 UTC: 3 messages stored 10-11.0 ms after they were received (spot), at the start of the sample",
+		"- m=2: 40% of the sampled messages were stored more than 10 ms after they were received: queueing at this load",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 }

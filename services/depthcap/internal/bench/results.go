@@ -234,7 +234,8 @@ type Stall struct {
 	At    time.Time `json:"at"`     // store time of its first message
 	Msgs  int       `json:"msgs"`   // slow messages in it
 	MaxMs float64   `json:"max_ms"` // the slowest
-	// GapMs: from the message stored before it to its first.
+	// GapMs: from the message stored before it to its first (-1: it
+	// began the sample).
 	GapMs   float64  `json:"gap_ms"`
 	Markets []string `json:"markets"`
 }

@@ -435,8 +435,11 @@ func exactLatency(ctx context.Context, js jetstream.JetStream, from, to uint64, 
 				lat.Stalls[k].Msgs++
 				lat.Stalls[k].MaxMs = math.Max(lat.Stalls[k].MaxMs, l)
 			} else {
-				lat.Stalls = append(lat.Stalls, Stall{At: meta.Timestamp, Msgs: 1, MaxMs: l,
-					GapMs: float64(meta.Timestamp.Sub(lastStored)) / 1e6})
+				gap := -1.0 // the sample's first message
+				if !lastStored.IsZero() {
+					gap = float64(meta.Timestamp.Sub(lastStored)) / 1e6
+				}
+				lat.Stalls = append(lat.Stalls, Stall{At: meta.Timestamp, Msgs: 1, MaxMs: l, GapMs: gap})
 			}
 			st := &lat.Stalls[len(lat.Stalls)-1]
 			if !slices.Contains(st.Markets, env.Market.String()) {

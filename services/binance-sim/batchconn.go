@@ -62,14 +62,15 @@ func (b *batchConn) flushLocked() error {
 	return err
 }
 
-// hold starts collecting writes.
+// hold starts collecting writes (again: a no-op).
 func (b *batchConn) hold() {
 	b.mu.Lock()
 	b.held = true
 	b.mu.Unlock()
 }
 
-// release writes what was collected and stops collecting.
+// release writes what was collected and stops collecting (a no-op when
+// not held and nothing is collected).
 func (b *batchConn) release() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -360,27 +360,18 @@ func (c *conn) write(f *outFrame) error {
 // by the socket (batchConn) and written at the tick's end marker: they
 // leave in large writes, and none is held after its tick is queued.
 func (c *conn) writeLoop() {
-	held := false
-	defer func() {
-		if held {
-			_ = c.sock.release()
-		}
-	}()
+	defer func() { _ = c.sock.release() }()
 	for {
 		select {
 		case f := <-c.q:
 			if f.tickEnd {
-				if held {
-					held = false
-					if err := c.sock.release(); err != nil {
-						c.fail("write failed", websocket.StatusInternalError, true)
-						return
-					}
+				if err := c.sock.release(); err != nil {
+					c.fail("write failed", websocket.StatusInternalError, true)
+					return
 				}
 				continue
 			}
-			if f.b != nil && !held {
-				held = true
+			if f.b != nil {
 				c.sock.hold()
 			}
 			err := c.write(&f)
